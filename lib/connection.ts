@@ -1,0 +1,58 @@
+import type { ServerResponse } from "node:http";
+import { Connection } from "better-sse";
+
+/** The part of `AbortSignal` better-sse's `Session` uses to learn of a disconnect. */
+class DisconnectSignal {
+  listener: (() => void) | undefined;
+  addEventListener(_type: "abort", listener: () => void): void {
+    this.listener = listener;
+  }
+  removeEventListener(): void {
+    this.listener = undefined;
+  }
+}
+
+/** better-sse only reads `searchParams` of the URL (for its padding options): give it none. */
+const NO_URL = { searchParams: new URLSearchParams() } as unknown as URL;
+/** Never read by runcast; better-sse only hands it out through `Session#getResponse`. */
+const NO_RESPONSE = new Response(null);
+
+/**
+ * A lean better-sse `Connection` over a Node response. better-sse's default adapter builds
+ * a Fetch `Request`, `Response`, `Headers`, `URL` and `AbortController` per session; runcast
+ * reads the request itself, so this adapter keeps only the response and a disconnect hook.
+ * Writes go through `write`, the client's own (backpressure-aware) write path.
+ */
+export class ResponseConnection extends Connection {
+  readonly url = NO_URL;
+  readonly response = NO_RESPONSE;
+  readonly request: Request;
+  readonly #signal = new DisconnectSignal();
+  readonly #res: ServerResponse;
+  readonly #headers: Record<string, string>;
+  readonly #write: (chunk: string) => void;
+
+  constructor(res: ServerResponse, headers: Record<string, string>, write: (chunk: string) => void) {
+    super();
+    this.#res = res;
+    this.#headers = headers;
+    this.#write = write;
+    // Session only touches `request.signal` (trustClientEventId is off), so a shim stands in for a Fetch Request.
+    this.request = { signal: this.#signal } as unknown as Request;
+  }
+
+  sendHead(): void {
+    this.#res.writeHead(200, this.#headers);
+  }
+
+  sendChunk(chunk: string): void {
+    this.#write(chunk);
+  }
+
+  cleanup(): void {}
+
+  /** Tells the session its client is gone (it then emits `disconnected`). */
+  disconnect(): void {
+    this.#signal.listener?.();
+  }
+}

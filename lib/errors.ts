@@ -1,0 +1,30 @@
+/**
+ * The error codes runcast uses: in JSON error bodies (`{"error":{"code","message"}}`) and
+ * on the {@link RuncastError}s its API throws.
+ */
+export type RuncastErrorCode =
+  | "invalid_run_id"
+  | "invalid_query"
+  | "forbidden"
+  | "too_many_clients"
+  | "unavailable"
+  | "run_not_found"
+  | "internal_error"
+  | "invalid_envelope"
+  | "invalid_event"
+  | "invalid_state"
+  | "run_exists"
+  | "run_finished"
+  | "invalid_option";
+
+/** An error with a stable, documented {@link RuncastErrorCode}. */
+export class RuncastError extends Error {
+  override readonly name = "RuncastError";
+  /** Stable machine-readable code. */
+  readonly code: RuncastErrorCode;
+
+  constructor(code: RuncastErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+}

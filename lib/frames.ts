@@ -1,0 +1,70 @@
+import type { Envelope, EnvelopeType, RunState } from "./schema";
+
+/**
+ * One envelope rendered as SSE bytes, once, plus what the fan-out needs to route and filter
+ * it without parsing the text again.
+ */
+export interface Frame {
+  readonly type: EnvelopeType;
+  readonly runId: string;
+  /** Envelope id; absent for id-less snapshot frames and sources without ids. */
+  readonly id: string | undefined;
+  /** `data.type` of an `event` frame, for the `?types=` filter. */
+  readonly eventType: string | undefined;
+  /** The complete SSE frame: `event:`, optional `id:`, one `data:` line, blank line. */
+  readonly text: string;
+}
+
+/**
+ * Renders one frame. `JSON.stringify` escapes every CR and LF inside strings, so `data` is
+ * always one line; `type`, `id` and run ids are validated against patterns that exclude
+ * line breaks before they get here.
+ */
+function render(type: EnvelopeType, id: string | undefined, data: unknown): string {
+  return id === undefined
+    ? `event: ${type}\ndata: ${JSON.stringify(data)}\n\n`
+    : `event: ${type}\nid: ${id}\ndata: ${JSON.stringify(data)}\n\n`;
+}
+
+/** Serializes a validated envelope into a {@link Frame}. */
+export function envelopeFrame(envelope: Envelope): Frame {
+  return {
+    type: envelope.type,
+    runId: envelope.runId,
+    id: envelope.id,
+    eventType: envelope.type === "event" ? envelope.data.type : undefined,
+    text: render(envelope.type, envelope.id, envelope.data),
+  };
+}
+
+/** A snapshot `state` frame (initial or resync): the run's state, with the snapshot cursor as id when there is one. */
+export function snapshotFrame(state: RunState, cursor: string | undefined): Frame {
+  return { type: "state", runId: state.id, id: cursor, eventType: undefined, text: render("state", cursor, state) };
+}
+
+/** The `retry:` field sent when a stream opens. */
+export function retryField(ms: number): string {
+  return `retry: ${ms}\n\n`;
+}
+
+/** The heartbeat: an SSE comment line, ignored by clients but keeping proxies and sockets awake. */
+export const HEARTBEAT = ":\n\n";
+
+/** Joins frames into one chunk. */
+export function joinFrames(frames: readonly Frame[]): string {
+  if (frames.length === 1) return (frames[0] as Frame).text;
+  let text = "";
+  for (const frame of frames) text += frame.text;
+  return text;
+}
+
+/** One tick's frames for one channel, joined once and shared by every client that takes them as they are. */
+export interface FrameBatch {
+  readonly frames: readonly Frame[];
+  /** The frames joined. */
+  readonly chunk: string;
+  /** `chunk`'s length in bytes. */
+  readonly bytes: number;
+  /** The frames hold the channel's run's `complete`: per-run responses end after them. */
+  readonly ends: boolean;
+}

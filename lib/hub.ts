@@ -1,0 +1,204 @@
+import type { ServerResponse } from "node:http";
+import { Channel, Session } from "better-sse";
+import { ResponseConnection } from "./connection";
+import { type Frame, type FrameBatch, joinFrames } from "./frames";
+import { Client, type ClientSessionState } from "./wire";
+
+/** Counters a hub keeps; see `SseRouter#stats`. */
+export interface HubCounters {
+  framesSent: number;
+  bytesSent: number;
+  slowClientsCutOff: number;
+}
+
+/** Settings of a {@link Hub}. */
+export interface HubOptions {
+  heartbeatMs: number;
+  retryMs: number;
+  maxBufferedBytes: number;
+  compareIds: (a: string, b: string) => number;
+  /** Response headers of every stream. */
+  headers: Record<string, string>;
+}
+
+/** A run's channel, or the global one (`runId` null): a better-sse channel of live sessions plus the clients still connecting. */
+interface HubChannel {
+  readonly runId: string | null;
+  readonly sse: Channel<Record<string, never>, ClientSessionState>;
+  readonly connecting: Set<Client>;
+  /** Frames published this tick, not yet written. */
+  pending: Frame[];
+}
+
+/**
+ * The fan-out: one better-sse channel per watched run plus one global channel, fed with
+ * frames serialized once. Frames published within one event-loop tick are joined into one
+ * chunk per channel and written to each client in a single write. One heartbeat timer serves
+ * every client. A run's channel exists while someone watches the run.
+ */
+export class Hub {
+  readonly counters: HubCounters = { framesSent: 0, bytesSent: 0, slowClientsCutOff: 0 };
+  readonly #options: HubOptions;
+  readonly #runs = new Map<string, HubChannel>();
+  readonly #global: HubChannel = Hub.#channel(null);
+  readonly #dirty: HubChannel[] = [];
+  #flushing: NodeJS.Immediate | undefined;
+  #heartbeat: NodeJS.Timeout | undefined;
+  #clients = 0;
+  readonly #hooks = {
+    onCutOff: (): void => {
+      this.counters.slowClientsCutOff++;
+    },
+    onSent: (frames: number, bytes: number): void => {
+      this.counters.framesSent += frames;
+      this.counters.bytesSent += bytes;
+    },
+    onLive: (client: Client): void => {
+      const channel = client.runId === null ? this.#global : this.#runs.get(client.runId);
+      if (channel === undefined || client.session === undefined || !channel.connecting.delete(client)) return;
+      // The channel deregisters the session itself on `disconnected`, which consumes the listener it added.
+      channel.sse.register(client.session);
+    },
+  };
+
+  constructor(options: HubOptions) {
+    this.#options = options;
+    this.#heartbeat = setInterval(() => this.#beat(), options.heartbeatMs);
+    this.#heartbeat.unref();
+  }
+
+  static #channel(runId: string | null): HubChannel {
+    return { runId, sse: new Channel(), connecting: new Set(), pending: [] };
+  }
+
+  /** Clients of one run's stream, or of both streams together. */
+  clientCount(runId?: string): number {
+    if (runId === undefined) return this.#clients;
+    const channel = this.#runs.get(runId);
+    return channel === undefined ? 0 : channel.sse.sessionCount + channel.connecting.size;
+  }
+
+  /** Number of run channels alive (runs someone watches). */
+  get channelCount(): number {
+    return this.#runs.size;
+  }
+
+  /**
+   * Accepts a client: from now on its channel's frames are queued for it, so nothing is lost
+   * while its snapshot or replay is read. The client leaves the hub when its response closes.
+   */
+  open(res: ServerResponse, runId: string | null, types: ReadonlySet<string> | null): Client {
+    const client = new Client(res, {
+      runId,
+      types,
+      maxBufferedBytes: this.#options.maxBufferedBytes,
+      compareIds: this.#options.compareIds,
+      hooks: this.#hooks,
+    });
+    let channel = runId === null ? this.#global : this.#runs.get(runId);
+    if (channel === undefined) {
+      channel = Hub.#channel(runId);
+      this.#runs.set(runId as string, channel);
+    }
+    const joined = channel;
+    joined.connecting.add(client);
+    this.#clients++;
+    res.once("close", () => this.#leave(joined, client));
+    return client;
+  }
+
+  /**
+   * Starts the client's SSE response (status, headers, `retry:`) as a better-sse session.
+   * Resolves once the head is written; the session joins its channel when the client goes live.
+   */
+  connect(client: Client): Promise<void> {
+    return new Promise((resolve) => {
+      const connection = new ResponseConnection(client.res, this.#options.headers, (chunk) => client.write(chunk));
+      const session = new Session<ClientSessionState>(connection, {
+        retry: this.#options.retryMs,
+        keepAlive: null,
+        trustClientEventId: false,
+        state: { client },
+      });
+      client.session = session;
+      client.res.once("close", () => connection.disconnect());
+      session.once("connected", () => resolve());
+    });
+  }
+
+  /** Publishes a frame to its run's watchers and the global stream. */
+  publish(frame: Frame): void {
+    const channel = this.#runs.get(frame.runId);
+    if (channel !== undefined) this.#push(channel, frame);
+    this.#push(this.#global, frame);
+  }
+
+  /** Publishes a frame to every client of both streams. */
+  publishAll(frame: Frame): void {
+    for (const channel of this.#runs.values()) this.#push(channel, frame);
+    this.#push(this.#global, frame);
+  }
+
+  /** Ends every stream and stops the timers; resolves once every started response is closed. */
+  async close(): Promise<void> {
+    if (this.#heartbeat !== undefined) clearInterval(this.#heartbeat);
+    this.#heartbeat = undefined;
+    if (this.#flushing !== undefined) clearImmediate(this.#flushing);
+    this.#flushing = undefined;
+    const closing: Promise<void>[] = [];
+    for (const channel of [this.#global, ...this.#runs.values()]) {
+      for (const client of channel.connecting) closing.push(client.shutdown());
+      for (const session of channel.sse.activeSessions) closing.push(session.state.client.shutdown());
+    }
+    await Promise.all(closing);
+  }
+
+  #push(channel: HubChannel, frame: Frame): void {
+    if (channel.pending.length === 0) {
+      this.#dirty.push(channel);
+      this.#flushing ??= setImmediate(() => this.#flush());
+    }
+    channel.pending.push(frame);
+  }
+
+  #flush(): void {
+    this.#flushing = undefined;
+    const dirty = this.#dirty.splice(0);
+    for (const channel of dirty) {
+      const frames = channel.pending;
+      channel.pending = [];
+      if (channel.sse.sessionCount === 0 && channel.connecting.size === 0) continue;
+      const chunk = joinFrames(frames);
+      const batch: FrameBatch = {
+        frames,
+        chunk,
+        bytes: Buffer.byteLength(chunk),
+        ends: channel.runId !== null && frames.some((f) => f.type === "complete" && f.runId === channel.runId),
+      };
+      for (const client of channel.connecting) client.receive(batch);
+      for (const session of channel.sse.activeSessions) session.state.client.receive(batch);
+    }
+  }
+
+  #beat(): void {
+    for (const session of this.#global.sse.activeSessions) session.state.client.heartbeat();
+    for (const channel of this.#runs.values()) {
+      for (const session of channel.sse.activeSessions) session.state.client.heartbeat();
+    }
+  }
+
+  #leave(channel: HubChannel, client: Client): void {
+    client.markClosed();
+    channel.connecting.delete(client);
+    if (client.session !== undefined) channel.sse.deregister(client.session);
+    this.#clients--;
+    if (
+      channel.runId !== null &&
+      channel.sse.sessionCount === 0 &&
+      channel.connecting.size === 0 &&
+      this.#runs.get(channel.runId) === channel
+    ) {
+      this.#runs.delete(channel.runId);
+    }
+  }
+}

@@ -1,0 +1,37 @@
+export { RuncastError, type RuncastErrorCode } from "./errors";
+export {
+  DEFAULT_HISTORY_SIZE,
+  DEFAULT_MAX_FINISHED_RUNS,
+  type EventInput,
+  MemoryRunSource,
+  type MemoryRunSourceOptions,
+  type RunCompletion,
+  type RunInit,
+  type RunPatch,
+} from "./memory";
+export type { ErrorContext, ErrorPhase, SseRouterOptions } from "./options";
+export { DEFAULTS as SSE_ROUTER_DEFAULTS } from "./options";
+export { type SseRouter, type SseRouterStats, sseRouter } from "./router";
+export {
+  ENVELOPE_ID_PATTERN,
+  type Envelope,
+  EnvelopeIdSchema,
+  EnvelopeSchema,
+  type EnvelopeType,
+  EVENT_TYPE_PATTERN,
+  EventTypeSchema,
+  isTerminalStatus,
+  isValidRunId,
+  RUN_ID_PATTERN,
+  RUN_STATUSES,
+  type RunEvent,
+  RunEventSchema,
+  RunIdSchema,
+  type RunState,
+  RunStateSchema,
+  type RunStatus,
+  RunStatusSchema,
+  TERMINAL_STATUSES,
+  type TerminalStatus,
+} from "./schema";
+export { compareEnvelopeIds, type MaybePromise, type RunEventSource, type RunSnapshot } from "./source";

@@ -1,0 +1,87 @@
+import type { Request } from "express";
+import { RuncastError } from "./errors";
+
+/** Where a problem reported to `onError` happened. */
+export type ErrorPhase = "envelope" | "replay" | "snapshot" | "source" | "authorize";
+
+/** What `onError` is told besides the error itself. */
+export interface ErrorContext {
+  phase: ErrorPhase;
+  /** The run concerned, when there is one. */
+  runId?: string;
+  /** The rejected value, for `envelope` and `replay` errors. */
+  envelope?: unknown;
+}
+
+/** Options of `sseRouter`; all optional. */
+export interface SseRouterOptions {
+  /** Prefix of both endpoints: `{basePath}/runs/:id/stream` and `{basePath}/stream`. @default "/api" */
+  basePath?: string;
+  /** Interval of the heartbeat comment sent to every client, in ms. @default 30000 */
+  heartbeatMs?: number;
+  /** Reconnect delay suggested to clients (`retry:`) when a stream opens, in ms. @default 3000 */
+  retryMs?: number;
+  /** A client whose unsent backlog passes this many bytes is disconnected (it reconnects and replays). @default 1048576 */
+  maxBufferedBytes?: number;
+  /** Most clients, both streams together; more are refused with 503 `too_many_clients`. @default Infinity */
+  maxClients?: number;
+  /**
+   * Decides whether a request may open a stream: `runId` is the run, or `null` for the global
+   * stream. Answer (or resolve) `false` to refuse with 403 `forbidden`; a throw is a 500.
+   */
+  authorize?: (req: Request, runId: string | null) => boolean | Promise<boolean>;
+  /**
+   * Told of every problem that is not the client's: invalid envelopes (which are dropped),
+   * source failures, `authorize` throwing. Defaults to `console.error`.
+   */
+  onError?: (error: unknown, context: ErrorContext) => void;
+}
+
+/** Options with their defaults applied. */
+export type ResolvedOptions = Required<Omit<SseRouterOptions, "authorize">> & Pick<SseRouterOptions, "authorize">;
+
+/** Option defaults. */
+export const DEFAULTS = {
+  basePath: "/api",
+  heartbeatMs: 30_000,
+  retryMs: 3_000,
+  maxBufferedBytes: 1024 * 1024,
+  maxClients: Number.POSITIVE_INFINITY,
+} as const;
+
+function positive(name: string, value: number | undefined, fallback: number, allowInfinity = false): number {
+  if (value === undefined) return fallback;
+  const ok =
+    typeof value === "number" &&
+    value > 0 &&
+    (Number.isSafeInteger(value) || (allowInfinity && value === Number.POSITIVE_INFINITY));
+  if (!ok) throw new RuncastError("invalid_option", `${name} must be a positive integer, got ${String(value)}`);
+  return value;
+}
+
+/** Checks options once, when the router is created, and applies defaults. */
+export function resolveOptions(options: SseRouterOptions = {}): ResolvedOptions {
+  let basePath = options.basePath ?? DEFAULTS.basePath;
+  if (typeof basePath !== "string" || (basePath !== "" && !/^\/[^?#\s]*$/.test(basePath))) {
+    throw new RuncastError(
+      "invalid_option",
+      `basePath must be empty or start with "/", got ${JSON.stringify(basePath)}`,
+    );
+  }
+  basePath = basePath.replace(/\/+$/, "");
+  if (options.authorize !== undefined && typeof options.authorize !== "function") {
+    throw new RuncastError("invalid_option", "authorize must be a function");
+  }
+  if (options.onError !== undefined && typeof options.onError !== "function") {
+    throw new RuncastError("invalid_option", "onError must be a function");
+  }
+  return {
+    basePath,
+    heartbeatMs: positive("heartbeatMs", options.heartbeatMs, DEFAULTS.heartbeatMs),
+    retryMs: positive("retryMs", options.retryMs, DEFAULTS.retryMs),
+    maxBufferedBytes: positive("maxBufferedBytes", options.maxBufferedBytes, DEFAULTS.maxBufferedBytes),
+    maxClients: positive("maxClients", options.maxClients, DEFAULTS.maxClients, true),
+    authorize: options.authorize,
+    onError: options.onError ?? ((error, context) => console.error("runcast:", context, error)),
+  };
+}

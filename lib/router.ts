@@ -1,0 +1,320 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { type Request, type Response, Router } from "express";
+import { RuncastError, type RuncastErrorCode } from "./errors";
+import { envelopeFrame } from "./frames";
+import { Hub } from "./hub";
+import { type ErrorContext, type ResolvedOptions, resolveOptions, type SseRouterOptions } from "./options";
+import {
+  describeIssues,
+  ENVELOPE_ID_PATTERN,
+  type Envelope,
+  EnvelopeSchema,
+  EVENT_TYPE_PATTERN,
+  isValidRunId,
+} from "./schema";
+import { compareEnvelopeIds, type RunEventSource } from "./source";
+import { type StartContext, type StreamStart, startGlobal, startRun } from "./start";
+
+/** Counters of a router, since it was created. */
+export interface SseRouterStats {
+  /** Clients connected now, both streams. */
+  clients: number;
+  /** Frames written to clients (one frame to ten clients counts ten). */
+  framesSent: number;
+  /** Bytes of frames written to clients. */
+  bytesSent: number;
+  /** Clients disconnected because their backlog passed `maxBufferedBytes`. */
+  slowClientsCutOff: number;
+  /** Envelopes rejected by validation (never broadcast). */
+  invalidEnvelopes: number;
+}
+
+/** What `sseRouter` returns: an Express router serving both streams, plus control of them. */
+export interface SseRouter extends Router {
+  /** The per-run stream alone (`{basePath}/runs/:id/stream`), to mount or guard separately. */
+  readonly runs: Router;
+  /** The global stream alone (`{basePath}/stream`), to mount or guard separately. */
+  readonly global: Router;
+  /** Clients on one run's stream; with no argument, every client of both streams. */
+  clientCount(runId?: string): number;
+  /** Pushes an envelope as if the source had announced it (its run's watchers and the global stream). Throws `invalid_envelope`. */
+  broadcast(envelope: Envelope): void;
+  /** Pushes an envelope to every connected client of both streams. Throws `invalid_envelope`. */
+  broadcastAll(envelope: Envelope): void;
+  /** Counters since the router was created. */
+  stats(): SseRouterStats;
+  /** Ends every stream, unsubscribes from the source and stops the timers. */
+  close(): Promise<void>;
+}
+
+/** Headers of every stream response. */
+const STREAM_HEADERS: Record<string, string> = {
+  "Content-Type": "text/event-stream",
+  "Cache-Control": "no-cache, no-transform",
+  "X-Accel-Buffering": "no",
+};
+
+function sendError(
+  res: ServerResponse,
+  status: number,
+  code: RuncastErrorCode,
+  message: string,
+  headers: Record<string, string> = {},
+): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = JSON.stringify({ error: { code, message } });
+  res.writeHead(status, {
+    ...headers,
+    "Content-Type": "application/json; charset=utf-8",
+    "Content-Length": Buffer.byteLength(body),
+  });
+  res.end(body);
+}
+
+function queryOf(req: IncomingMessage): URLSearchParams {
+  const url = req.url ?? "";
+  const q = url.indexOf("?");
+  return new URLSearchParams(q < 0 ? "" : url.slice(q + 1));
+}
+
+/** `?types=a,b` as a set, `null` when absent, or an error message. */
+function parseTypes(query: URLSearchParams): ReadonlySet<string> | null | string {
+  const raw = query.getAll("types");
+  if (raw.length === 0) return null;
+  const types = raw
+    .flatMap((value) => value.split(","))
+    .map((type) => type.trim())
+    .filter((type) => type !== "");
+  const bad = types.find((type) => !EVENT_TYPE_PATTERN.test(type));
+  if (bad !== undefined)
+    return `invalid event type ${JSON.stringify(bad)} in types: use dotted lowercase names such as unit.started`;
+  return types.length === 0 ? null : new Set(types);
+}
+
+/**
+ * The resume point: the `Last-Event-ID` header, or the `lastEventId` query parameter (for
+ * polyfills). One that is not a valid envelope id cannot be ours and is ignored, so the
+ * client gets a fresh snapshot rather than an error that would stop its reconnects.
+ */
+function lastEventIdOf(req: IncomingMessage, query: URLSearchParams): string | undefined {
+  const header = req.headers["last-event-id"];
+  const value =
+    (typeof header === "string" && header !== "" ? header : undefined) ?? query.get("lastEventId") ?? undefined;
+  return value !== undefined && ENVELOPE_ID_PATTERN.test(value) ? value : undefined;
+}
+
+/** The request path without the query. */
+function pathOf(req: IncomingMessage): string {
+  const url = req.url ?? "";
+  const q = url.indexOf("?");
+  return q < 0 ? url : url.slice(0, q);
+}
+
+/** Everything one `sseRouter` owns. */
+class Streams {
+  readonly options: ResolvedOptions;
+  readonly hub: Hub;
+  readonly ctx: StartContext;
+  invalidEnvelopes = 0;
+  closed = false;
+  readonly #unsubscribe: () => void;
+
+  constructor(
+    readonly source: RunEventSource,
+    options: ResolvedOptions,
+  ) {
+    this.options = options;
+    const compareIds = source.compareIds?.bind(source) ?? compareEnvelopeIds;
+    this.hub = new Hub({
+      heartbeatMs: options.heartbeatMs,
+      retryMs: options.retryMs,
+      maxBufferedBytes: options.maxBufferedBytes,
+      compareIds,
+      headers: STREAM_HEADERS,
+    });
+    this.ctx = { source, compareIds, reject: (error, context) => this.reject(error, context) };
+    this.#unsubscribe = source.subscribe((envelope) => this.accept(envelope));
+  }
+
+  reject(error: unknown, context: ErrorContext): void {
+    this.invalidEnvelopes++;
+    this.report(error, context);
+  }
+
+  report(error: unknown, context: ErrorContext): void {
+    try {
+      this.options.onError(error, context);
+    } catch {
+      // An onError that throws must not take the stream down with it.
+    }
+  }
+
+  /** A live envelope from the source: validated, then fanned out; an invalid one is dropped and reported. */
+  accept(envelope: unknown): void {
+    if (this.closed) return;
+    const parsed = EnvelopeSchema.safeParse(envelope);
+    if (!parsed.success) {
+      const runId =
+        typeof envelope === "object" && envelope !== null && "runId" in envelope ? String(envelope.runId) : undefined;
+      this.reject(
+        new RuncastError("invalid_envelope", `invalid envelope from the source: ${describeIssues(parsed.error)}`),
+        {
+          phase: "envelope",
+          runId,
+          envelope,
+        },
+      );
+      return;
+    }
+    this.hub.publish(envelopeFrame(parsed.data));
+  }
+
+  /** Validates an envelope handed to `broadcast`/`broadcastAll`. */
+  parse(envelope: unknown): Envelope {
+    const parsed = EnvelopeSchema.safeParse(envelope);
+    if (!parsed.success)
+      throw new RuncastError("invalid_envelope", `invalid envelope: ${describeIssues(parsed.error)}`);
+    return parsed.data;
+  }
+
+  /** Serves one stream request: the checks (400, 403, 503, 404 in that order), then the stream. */
+  async serve(req: Request, res: Response, runId: string | null): Promise<void> {
+    const query = queryOf(req);
+    if (runId !== null && !isValidRunId(runId)) {
+      sendError(
+        res,
+        400,
+        "invalid_run_id",
+        `invalid run id ${JSON.stringify(runId)}: use 1 to 128 characters of [A-Za-z0-9._:-]`,
+      );
+      return;
+    }
+    const types = parseTypes(query);
+    if (typeof types === "string") {
+      sendError(res, 400, "invalid_query", types);
+      return;
+    }
+    if (this.options.authorize !== undefined) {
+      let allowed: boolean;
+      try {
+        allowed = await this.options.authorize(req, runId);
+      } catch (error) {
+        this.report(error, { phase: "authorize", runId: runId ?? undefined });
+        sendError(res, 500, "internal_error", "the stream could not be opened");
+        return;
+      }
+      if (allowed !== true) {
+        sendError(res, 403, "forbidden", "not allowed to watch this stream");
+        return;
+      }
+    }
+    if (this.closed) {
+      sendError(res, 503, "unavailable", "the stream server is shutting down");
+      return;
+    }
+    if (this.hub.clientCount() >= this.options.maxClients) {
+      const retryAfter = String(Math.max(1, Math.ceil(this.options.retryMs / 1000)));
+      sendError(res, 503, "too_many_clients", "too many clients are connected; retry later", {
+        "Retry-After": retryAfter,
+      });
+      return;
+    }
+    if (res.closed) return;
+
+    const client = this.hub.open(res, runId, types);
+    const lastEventId = lastEventIdOf(req, query);
+    let start: StreamStart;
+    try {
+      start = runId === null ? await startGlobal(this.ctx, lastEventId) : await startRun(this.ctx, runId, lastEventId);
+    } catch (error) {
+      this.report(error, { phase: "source", runId: runId ?? undefined });
+      sendError(res, 500, "internal_error", "the stream could not be opened");
+      return;
+    }
+    if (client.closed) {
+      if (!res.closed) sendError(res, 503, "unavailable", "the stream server is shutting down");
+      return;
+    }
+    if (start.kind === "missing") {
+      sendError(res, 404, "run_not_found", `run ${runId} does not exist`);
+      return;
+    }
+    if (start.kind === "finished") {
+      res.writeHead(204);
+      res.end();
+      return;
+    }
+    await this.hub.connect(client);
+    await client.start(start.frames, start.cursor);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.#unsubscribe();
+    await this.hub.close();
+  }
+}
+
+/**
+ * Turns a run event source into Server-Sent Events: `GET {basePath}/runs/:id/stream` streams
+ * one run, `GET {basePath}/stream` every run. Mount it with `app.use(sseRouter(source))`.
+ *
+ * @param source - The daemon's event source adapter, e.g. a {@link MemoryRunSource}.
+ * @param options - See {@link SseRouterOptions}; checked now, throwing `invalid_option`.
+ */
+export function sseRouter(source: RunEventSource, options?: SseRouterOptions): SseRouter {
+  const streams = new Streams(source, resolveOptions(options));
+  const { basePath } = streams.options;
+  const runPath = new RegExp(`^${basePath.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}/runs/([^/]+)/stream/?$`);
+  const globalPath = `${basePath}/stream`;
+
+  const handle = (req: Request, res: Response, runId: string | null): void => {
+    streams.serve(req, res, runId).catch((error: unknown) => {
+      streams.report(error, { phase: "source", runId: runId ?? undefined });
+      sendError(res, 500, "internal_error", "the stream could not be opened");
+    });
+  };
+
+  const runs = Router();
+  runs.use((req, res, next) => {
+    if (req.method !== "GET") return next();
+    const match = runPath.exec(pathOf(req));
+    if (match === null) return next();
+    let runId: string;
+    try {
+      runId = decodeURIComponent(match[1] ?? "");
+    } catch {
+      sendError(res, 400, "invalid_run_id", "the run id is not valid percent-encoding");
+      return;
+    }
+    handle(req, res, runId);
+  });
+
+  const global = Router();
+  global.use((req, res, next) => {
+    if (req.method !== "GET") return next();
+    const path = pathOf(req);
+    if (path !== globalPath && path !== `${globalPath}/`) return next();
+    handle(req, res, null);
+  });
+
+  const router = Router();
+  router.use(runs, global);
+  return Object.assign(router, {
+    runs,
+    global,
+    clientCount: (runId?: string) => streams.hub.clientCount(runId),
+    broadcast: (envelope: Envelope) => streams.hub.publish(envelopeFrame(streams.parse(envelope))),
+    broadcastAll: (envelope: Envelope) => streams.hub.publishAll(envelopeFrame(streams.parse(envelope))),
+    stats: (): SseRouterStats => ({
+      clients: streams.hub.clientCount(),
+      ...streams.hub.counters,
+      invalidEnvelopes: streams.invalidEnvelopes,
+    }),
+    close: () => streams.close(),
+  }) as SseRouter;
+}

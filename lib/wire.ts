@@ -1,0 +1,223 @@
+import type { ServerResponse } from "node:http";
+import type { Session } from "better-sse";
+import { type Frame, type FrameBatch, HEARTBEAT } from "./frames";
+
+/** What a client's better-sse session carries in its `state`. */
+export interface ClientSessionState {
+  client: Client;
+}
+
+/** Callbacks through which a client reports to its hub. */
+export interface ClientHooks {
+  /** The client's backlog passed the limit and it was disconnected. */
+  onCutOff(client: Client): void;
+  /** Frames and bytes were handed to the socket. */
+  onSent(frames: number, bytes: number): void;
+  /** The client stopped queueing: from now on its channel writes to it directly. */
+  onLive(client: Client): void;
+}
+
+/** Fixed settings of one client. */
+export interface ClientOptions {
+  /** The run watched, or `null` for the global stream. */
+  runId: string | null;
+  /** Event types kept by `?types=`, or `null` for all. */
+  types: ReadonlySet<string> | null;
+  maxBufferedBytes: number;
+  compareIds: (a: string, b: string) => number;
+  hooks: ClientHooks;
+}
+
+/**
+ * One SSE client's connection: where its frames are written, the queue that holds live
+ * frames while its snapshot or replay is being written, the filter of `?types=`, and the
+ * check that cuts it off when it stops reading.
+ *
+ * A client starts connecting (frames are queued), then `start` writes what it missed and
+ * its queue, and from then on the hub writes to it directly.
+ */
+export class Client {
+  readonly runId: string | null;
+  readonly types: ReadonlySet<string> | null;
+  readonly res: ServerResponse;
+  /** better-sse session, set once the response head went out. */
+  session: Session<ClientSessionState> | undefined;
+  /** True once the response is finished or the socket is gone: nothing more is written. */
+  closed = false;
+  readonly #options: ClientOptions;
+  /** Live frames received while connecting; `null` once live. */
+  #queue: Frame[] | null = [];
+  #queuedBytes = 0;
+  /** Drop frames with ids up to this one: they are already in the snapshot or replay written. */
+  #skipThrough: string | undefined;
+
+  constructor(res: ServerResponse, options: ClientOptions) {
+    this.res = res;
+    this.runId = options.runId;
+    this.types = options.types;
+    this.#options = options;
+  }
+
+  /** Whether this client takes a tick's shared chunk as it is (no filter, no skip, not connecting). */
+  get takesSharedChunk(): boolean {
+    return this.#queue === null && this.types === null && this.#skipThrough === undefined;
+  }
+
+  /** Whether this client is still connecting (its live frames are queued). */
+  get connecting(): boolean {
+    return this.#queue !== null;
+  }
+
+  /** Bytes written to this client that its socket has not sent yet. */
+  get backlog(): number {
+    return this.res.writableLength;
+  }
+
+  /** Writes raw SSE text. */
+  write(text: string): void {
+    if (this.closed || text.length === 0) return;
+    this.res.write(text);
+  }
+
+  /** Delivers one tick's frames of its channel. */
+  receive(batch: FrameBatch): void {
+    if (this.closed) return;
+    if (this.#queue !== null) {
+      for (const frame of batch.frames) {
+        this.#queue.push(frame);
+        this.#queuedBytes += frame.text.length;
+      }
+      if (this.#queuedBytes > this.#options.maxBufferedBytes) this.cutOff();
+      return;
+    }
+    // Judged before writing: what is still unsent now is what the client failed to drain
+    // since the previous tick, not this tick's burst.
+    if (this.backlog > this.#options.maxBufferedBytes) {
+      this.cutOff();
+      return;
+    }
+    if (this.takesSharedChunk) {
+      this.res.write(batch.chunk);
+      this.#options.hooks.onSent(batch.frames.length, batch.bytes);
+    } else {
+      this.#writeSelected(batch.frames);
+    }
+    if (batch.ends) this.end();
+  }
+
+  /** Sends a heartbeat comment, unless the client is connecting or too far behind. */
+  heartbeat(): void {
+    if (this.closed || this.#queue !== null) return;
+    if (this.backlog > this.#options.maxBufferedBytes) {
+      this.cutOff();
+      return;
+    }
+    this.res.write(HEARTBEAT);
+  }
+
+  /**
+   * Goes live: writes `initial` (the snapshot or the replayed frames), then the frames queued
+   * meanwhile, skipping those at or before `cursor`. Large initial bursts are written in
+   * pieces, waiting for the socket to drain, so a fast client is never cut off by its own
+   * replay. Ends the response when the run's `complete` was among them.
+   */
+  async start(initial: readonly Frame[], cursor: string | undefined): Promise<void> {
+    const piece = Math.max(1, this.#options.maxBufferedBytes >> 1);
+    let from = 0;
+    let size = 0;
+    for (let i = 0; i < initial.length && !this.closed; i++) {
+      size += (initial[i] as Frame).text.length;
+      if (size >= piece || i === initial.length - 1) {
+        this.#writeSelected(initial.slice(from, i + 1));
+        from = i + 1;
+        size = 0;
+        if (this.backlog >= piece) await this.#drained();
+      }
+    }
+    if (this.closed) return;
+    const ended = initial.some((frame) => this.#ends(frame));
+    this.#skipThrough = cursor;
+    const queued = this.#queue ?? [];
+    this.#queue = null;
+    this.#queuedBytes = 0;
+    if (ended) {
+      this.end();
+      return;
+    }
+    this.#writeSelected(queued);
+    if (queued.some((frame) => this.#ends(frame))) this.end();
+    else this.#options.hooks.onLive(this);
+  }
+
+  /** Finishes the response normally (the run completed). */
+  end(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.res.end();
+  }
+
+  /**
+   * Ends the response and its connection (the router is closing): gracefully when everything
+   * was sent, at once when the client is not reading. Resolves once the response is closed.
+   * A client whose response has not started is only marked closed: its request handler
+   * answers it with `unavailable`.
+   */
+  shutdown(): Promise<void> {
+    this.closed = true;
+    this.#queue = null;
+    if (!this.res.headersSent || this.res.closed) return Promise.resolve();
+    const done = new Promise<void>((resolve) => this.res.once("close", () => resolve()));
+    if (this.backlog > 0) this.res.destroy();
+    else this.res.end(() => this.res.socket?.end());
+    return done;
+  }
+
+  /** Disconnects a client that fell too far behind; it will reconnect and replay. */
+  cutOff(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.#options.hooks.onCutOff(this);
+    this.res.destroy();
+  }
+
+  /** Marks the client gone (its socket closed). */
+  markClosed(): void {
+    this.closed = true;
+    this.#queue = null;
+  }
+
+  #ends(frame: Frame): boolean {
+    return frame.type === "complete" && frame.runId === this.runId;
+  }
+
+  /** Writes the frames this client wants: its `types` filter, minus what its snapshot already held. */
+  #writeSelected(frames: readonly Frame[]): void {
+    if (this.closed || frames.length === 0) return;
+    let text = "";
+    let count = 0;
+    for (const frame of frames) {
+      if (this.#skipThrough !== undefined && frame.id !== undefined) {
+        if (this.#options.compareIds(frame.id, this.#skipThrough) <= 0) continue;
+        this.#skipThrough = undefined;
+      }
+      if (this.types !== null && frame.type === "event" && !this.types.has(frame.eventType ?? "")) continue;
+      text += frame.text;
+      count++;
+    }
+    if (count === 0) return;
+    this.res.write(text);
+    this.#options.hooks.onSent(count, Buffer.byteLength(text));
+  }
+
+  #drained(): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        this.res.off("drain", done);
+        this.res.off("close", done);
+        resolve();
+      };
+      this.res.on("drain", done);
+      this.res.on("close", done);
+    });
+  }
+}
