@@ -27,6 +27,8 @@ export interface SseRouterStats {
   slowClientsCutOff: number;
   /** Envelopes rejected by validation (never broadcast). */
   invalidEnvelopes: number;
+  /** Runs with at least one watcher (each has its own channel). */
+  channels: number;
 }
 
 /** What `sseRouter` returns: an Express router serving both streams, plus control of them. */
@@ -314,6 +316,7 @@ export function sseRouter(source: RunEventSource, options?: SseRouterOptions): S
       clients: streams.hub.clientCount(),
       ...streams.hub.counters,
       invalidEnvelopes: streams.invalidEnvelopes,
+      channels: streams.hub.channelCount,
     }),
     close: () => streams.close(),
   }) as SseRouter;
