@@ -55,3 +55,12 @@ export function eventually(check: () => boolean, what: string, timeoutMs = 5000)
     poll();
   });
 }
+
+/** Settles like `work`, or rejects with `what` after `timeoutMs`; the timer never outlives it. */
+export function within<T>(work: Promise<T>, what: string, timeoutMs = 5000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}

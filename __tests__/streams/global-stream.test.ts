@@ -81,4 +81,19 @@ describe("the global stream", () => {
     ).toThrow(expect.objectContaining({ code: "invalid_envelope" }));
     for (const s of [g, a, b]) s.close();
   });
+
+  it("stats() counts clients, frames and bytes sent", async () => {
+    source.createRun({ id: "a" });
+    const s1 = await SseStream.open(`${t.url}/api/runs/a/stream`);
+    const s2 = await SseStream.open(`${t.url}/api/stream`);
+    await Promise.all([s1.frameCount(1), s2.frameCount(1)]);
+    source.recordEvent("a", { type: "unit.started" });
+    await Promise.all([s1.frameCount(2), s2.frameCount(2)]);
+    const stats = t.router.stats();
+    expect(stats).toMatchObject({ clients: 2, framesSent: 4, channels: 1, slowClientsCutOff: 0, invalidEnvelopes: 0 });
+    const framesBytes = (s: SseStream) => Buffer.byteLength(s.raw.slice(s.raw.indexOf("event:")));
+    expect(stats.bytesSent).toBe(framesBytes(s1) + framesBytes(s2));
+    s1.close();
+    s2.close();
+  });
 });

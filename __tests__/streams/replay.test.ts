@@ -1,0 +1,130 @@
+import { MemoryRunSource } from "../../lib/index";
+import { serve, type TestServer } from "../helpers/server";
+import { SseStream } from "../helpers/sse";
+
+describe("resuming with Last-Event-ID", () => {
+  let source: MemoryRunSource;
+  let t: TestServer;
+
+  beforeEach(async () => {
+    source = new MemoryRunSource({ historySize: 50 });
+    t = await serve(source, { heartbeatMs: 60_000 });
+  });
+  afterEach(() => t.close());
+
+  it("a reconnect gets exactly the missed frames of its run, in order, then live frames", async () => {
+    source.createRun({ id: "r" });
+    source.createRun({ id: "other" });
+    const first = await SseStream.open(`${t.url}/api/runs/r/stream`);
+    await first.frameCount(1);
+    source.recordEvent("r", { type: "unit.started", n: 1 });
+    await first.frameCount(2);
+    first.close();
+    const lastSeen = first.frames.at(-1)?.id as string;
+
+    const missed = [
+      source.recordEvent("r", { type: "unit.completed", n: 2 }),
+      source.recordEvent("other", { type: "unit.started", n: 99 }),
+      source.recordEvent("r", { type: "unit.started", n: 3 }),
+    ].filter((e) => e.runId === "r");
+    const second = await SseStream.open(`${t.url}/api/runs/r/stream`, { "Last-Event-ID": lastSeen });
+    await second.frameCount(2);
+    const live = source.recordEvent("r", { type: "unit.completed", n: 4 });
+    await second.frameCount(3);
+    expect(second.frames.map((f) => f.id)).toEqual([...missed.map((e) => e.id), live.id]);
+    expect(second.frames.map((f) => f.json.n)).toEqual([2, 3, 4]);
+    second.close();
+  });
+
+  it("takes the resume point from the lastEventId query parameter too", async () => {
+    source.createRun({ id: "r" });
+    const mark = source.lastId as string;
+    const e = source.recordEvent("r", { type: "unit.started" });
+    const stream = await SseStream.open(`${t.url}/api/runs/r/stream?lastEventId=${encodeURIComponent(mark)}`);
+    await stream.frameCount(1);
+    expect(stream.frames.map((f) => f.id)).toEqual([e.id]);
+    stream.close();
+  });
+
+  it("resumes without a gap from the initial snapshot's cursor, before any event happened", async () => {
+    source.createRun({ id: "r" });
+    const first = await SseStream.open(`${t.url}/api/runs/r/stream`);
+    await first.frameCount(1);
+    first.close();
+    const e = source.recordEvent("r", { type: "unit.started" });
+    const second = await SseStream.open(`${t.url}/api/runs/r/stream`, {
+      "Last-Event-ID": first.frames[0]?.id as string,
+    });
+    await second.frameCount(1);
+    expect(second.frames.map((f) => [f.event, f.id])).toEqual([["event", e.id]]);
+    second.close();
+  });
+
+  it("sends a fresh state snapshot first when the history no longer reaches back", async () => {
+    source.createRun({ id: "r" });
+    const old = source.lastId as string;
+    for (let i = 0; i < 60; i++) source.recordEvent("r", { type: "unit.progress", n: i });
+    source.updateRun("r", { status: "running", completed_units: 7 });
+    const cursor = source.lastId;
+    const stream = await SseStream.open(`${t.url}/api/runs/r/stream`, { "Last-Event-ID": old });
+    await stream.frameCount(1);
+    const live = source.recordEvent("r", { type: "unit.started", n: 60 });
+    await stream.frameCount(2);
+    expect(stream.frames[0]?.event).toBe("state");
+    expect(stream.frames[0]?.json).toMatchObject({ status: "running", completed_units: 7 });
+    expect(stream.frames[0]?.id).toBe(cursor);
+    expect(stream.frames[1]?.id).toBe(live.id);
+    stream.close();
+  });
+
+  it("treats an id from another server process as unknown and resyncs", async () => {
+    source.createRun({ id: "r", total_units: 4 });
+    const stream = await SseStream.open(`${t.url}/api/runs/r/stream`, { "Last-Event-ID": "1234-56" });
+    await stream.frameCount(1);
+    expect(stream.frames[0]?.event).toBe("state");
+    expect(stream.frames[0]?.json.total_units).toBe(4);
+    stream.close();
+  });
+
+  it("the global stream replays every run's missed frames once, in order", async () => {
+    source.createRun({ id: "a" });
+    const first = await SseStream.open(`${t.url}/api/stream`);
+    await first.frameCount(1);
+    first.close();
+    const missed = [
+      source.createRun({ id: "b" }) && source.lastId,
+      source.recordEvent("a", { type: "unit.started" }).id,
+      source.recordEvent("b", { type: "unit.started" }).id,
+      source.completeRun("a", { status: "completed" }).id,
+    ];
+    const second = await SseStream.open(`${t.url}/api/stream`, { "Last-Event-ID": first.frames[0]?.id as string });
+    await second.frameCount(4);
+    const live = source.recordEvent("b", { type: "unit.completed" });
+    await second.frameCount(5);
+    expect(second.frames.map((f) => f.id)).toEqual([...missed, live.id]);
+    expect(second.frames.map((f) => f.event)).toEqual(["state", "event", "event", "complete", "event"]);
+    second.close();
+  });
+
+  it("a resumed stream of a run that ended meanwhile gets the rest, complete included, then ends", async () => {
+    source.createRun({ id: "r" });
+    const mark = source.lastId as string;
+    const e = source.recordEvent("r", { type: "unit.started" });
+    const c = source.completeRun("r", { status: "completed" });
+    const stream = await SseStream.open(`${t.url}/api/runs/r/stream`, { "Last-Event-ID": mark });
+    await stream.end();
+    expect(stream.frames.map((f) => f.id)).toEqual([e.id, c.id]);
+  });
+
+  it("answers 204 to a reconnect at or past the run's complete frame", async () => {
+    source.createRun({ id: "r" });
+    const c = source.completeRun("r", { status: "completed" });
+    source.createRun({ id: "later" });
+    for (const id of [c.id as string, source.lastId as string]) {
+      const stream = await SseStream.open(`${t.url}/api/runs/r/stream`, { "Last-Event-ID": id });
+      await stream.end();
+      expect(stream.status).toBe(204);
+      expect(stream.frames).toHaveLength(0);
+    }
+  });
+});
