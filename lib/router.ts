@@ -224,7 +224,7 @@ class Streams {
       });
       return;
     }
-    if (res.closed) return;
+    if (res.destroyed) return;
 
     const client = this.hub.open(res, runId, types);
     const lastEventId = lastEventIdOf(req, query);
@@ -237,7 +237,7 @@ class Streams {
       return;
     }
     if (client.closed) {
-      if (!res.closed) sendError(res, 503, "unavailable", "the stream server is shutting down");
+      if (!res.destroyed) sendError(res, 503, "unavailable", "the stream server is shutting down");
       return;
     }
     if (start.kind === "missing") {

@@ -165,7 +165,7 @@ export class Client {
   shutdown(): Promise<void> {
     this.closed = true;
     this.#queue = null;
-    if (!this.res.headersSent || this.res.closed) return Promise.resolve();
+    if (!this.res.headersSent || this.res.destroyed) return Promise.resolve();
     const done = new Promise<void>((resolve) => this.res.once("close", () => resolve()));
     if (this.backlog > 0) this.res.destroy();
     else this.res.end(() => this.res.socket?.end());
