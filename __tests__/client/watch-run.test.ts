@@ -1,0 +1,286 @@
+import type { Request } from "express";
+import { type RunWatcher, watchRun } from "../../lib/client";
+import { type Envelope, MemoryRunSource, type MemoryRunSourceOptions } from "../../lib/index";
+import { eventually, serve, type TestServer } from "../helpers/server";
+import { Recorder, trackedEventSource } from "./harness";
+
+/** A MemoryRunSource whose replay also sends again the envelope the client said it had: a buggy server's overlap. */
+class OverlappingSource extends MemoryRunSource {
+  readonly recorded: Envelope[] = [];
+  constructor(options?: MemoryRunSourceOptions) {
+    super(options);
+    this.subscribe((envelope) => this.recorded.push(envelope));
+  }
+  override replay(afterId: string, runId?: string): Envelope[] | null {
+    const after = super.replay(afterId, runId);
+    const again = this.recorded.find((envelope) => envelope.id === afterId);
+    return after === null || again === undefined ? after : [again, ...after];
+  }
+}
+
+describe("watchRun in Node, against a real server", () => {
+  let t: TestServer;
+  let watcher: RunWatcher | undefined;
+  /** Every request, with its status once the response finished (streams still open have none). */
+  const requests: Array<{ lastEventId: string | undefined; status?: number }> = [];
+  /** Answers the next requests with 503 before they reach runcast, when above zero. */
+  let refuseNext = 0;
+
+  async function start(source: MemoryRunSource): Promise<void> {
+    requests.length = 0;
+    refuseNext = 0;
+    t = await serve(source, { heartbeatMs: 60_000, retryMs: 10 }, (app) =>
+      app.use((req: Request, res, next) => {
+        const entry: (typeof requests)[number] = {
+          lastEventId: req.get("last-event-id") ?? (req.query.lastEventId as string | undefined),
+        };
+        requests.push(entry);
+        res.on("finish", () => {
+          entry.status = res.statusCode;
+        });
+        if (refuseNext > 0) {
+          refuseNext--;
+          res.status(503).json({ error: { code: "unavailable", message: "try again" } });
+          return;
+        }
+        next();
+      }),
+    );
+  }
+
+  afterEach(async () => {
+    watcher?.close();
+    watcher = undefined;
+    await t.close();
+  });
+
+  it("gets the run's state, its events and its complete, then closes itself and its EventSource", async () => {
+    const source = new MemoryRunSource();
+    await start(source);
+    source.createRun({ id: "r", total_units: 2, name: "deploy" });
+    const rec = new Recorder();
+    const es = trackedEventSource();
+    watcher = watchRun(`${t.url}/api/runs/r/stream`, rec.run(), { EventSource: es.EventSource });
+    expect(watcher.status).toBe("connecting");
+    await eventually(() => rec.states.length === 1, "the initial state");
+    expect(rec.states[0]).toMatchObject({ snapshot: true, id: source.lastId });
+
+    source.recordEvent("r", { type: "unit.started", unit: "api", n: 1 });
+    source.updateRun("r", { status: "running", completed_units: 1 });
+    source.completeRun("r", { status: "completed", completed_units: 2 });
+    await eventually(() => watcher?.status === "closed", "the watcher to close after complete");
+
+    expect(rec.log).toEqual([
+      "status:live",
+      "state:r:0:snapshot",
+      "event:r:1",
+      "state:r:1",
+      "complete:r:completed",
+      "status:closed",
+    ]);
+    // Merged: fields from the first state survive later frames.
+    expect(watcher.state).toMatchObject({ id: "r", status: "completed", completed_units: 2, name: "deploy" });
+    expect(rec.events[0]?.event).toMatchObject({ type: "unit.started", unit: "api", run_id: "r" });
+    // A closed EventSource never reconnects: no request follows the complete.
+    expect(es.instances.map((instance) => instance.readyState)).toEqual([2]);
+    expect(requests).toHaveLength(1);
+    expect(rec.errors).toEqual([]);
+  });
+
+  it("after the server drops it, reconnects by itself and delivers each missed event exactly once", async () => {
+    const source = new MemoryRunSource();
+    await start(source);
+    source.createRun({ id: "r" });
+    const rec = new Recorder();
+    const es = trackedEventSource();
+    watcher = watchRun(`${t.url}/api/runs/r/stream`, rec.run(), { EventSource: es.EventSource });
+    await eventually(() => rec.states.length === 1, "the initial state");
+    source.recordEvent("r", { type: "unit.progress", n: 0 });
+    await eventually(() => rec.events.length === 1, "event 0");
+
+    t.server.closeAllConnections();
+    source.recordEvent("r", { type: "unit.progress", n: 1 });
+    source.updateRun("r", { status: "running", completed_units: 1 });
+    source.recordEvent("r", { type: "unit.progress", n: 2 });
+    await eventually(() => rec.events.length === 3, "events 1 and 2 after the reconnect");
+    source.recordEvent("r", { type: "unit.progress", n: 3 });
+    await eventually(() => rec.events.length === 4, "a live event after the reconnect");
+
+    expect(rec.ns).toEqual([0, 1, 2, 3]);
+    expect(new Set(rec.events.map((e) => e.id)).size).toBe(4);
+    expect(rec.resyncs).toEqual([]);
+    expect(rec.statuses).toEqual(["live", "reconnecting", "live"]);
+    expect(watcher.state).toMatchObject({ status: "running", completed_units: 1 });
+    expect(requests.map((r) => r.lastEventId)).toEqual([undefined, rec.events[0]?.id]);
+    // The EventSource reconnected by itself: still one instance.
+    expect(es.instances).toHaveLength(1);
+  });
+
+  it("never delivers an envelope twice, even when the server replays one it already sent", async () => {
+    const source = new OverlappingSource();
+    await start(source);
+    source.createRun({ id: "r" });
+    const rec = new Recorder();
+    const es = trackedEventSource();
+    watcher = watchRun(`${t.url}/api/runs/r/stream`, rec.run(), { EventSource: es.EventSource });
+    await eventually(() => rec.states.length === 1, "the initial state");
+    source.recordEvent("r", { type: "unit.progress", n: 0 });
+    await eventually(() => rec.events.length === 1, "event 0");
+
+    t.server.closeAllConnections();
+    source.recordEvent("r", { type: "unit.progress", n: 1 });
+    await eventually(() => rec.events.length === 2, "event 1 after the reconnect");
+    source.recordEvent("r", { type: "unit.progress", n: 2 });
+    await eventually(() => rec.events.length === 3, "a live event");
+
+    expect(rec.ns).toEqual([0, 1, 2]);
+    expect(rec.resyncs).toEqual([]);
+  });
+
+  it("calls onResync with the fresh state when the history no longer reaches back", async () => {
+    const source = new MemoryRunSource({ historySize: 2 });
+    await start(source);
+    source.createRun({ id: "r", total_units: 5 });
+    const rec = new Recorder();
+    const es = trackedEventSource();
+    watcher = watchRun(`${t.url}/api/runs/r/stream`, rec.run(), { EventSource: es.EventSource });
+    await eventually(() => rec.states.length === 1, "the initial state");
+    source.recordEvent("r", { type: "unit.progress", n: 0 });
+    await eventually(() => rec.events.length === 1, "event 0");
+
+    t.server.closeAllConnections();
+    // More envelopes than the history keeps: the reconnect cannot be replayed.
+    source.recordEvent("r", { type: "unit.progress", n: 1 });
+    source.updateRun("r", { status: "running", completed_units: 2 });
+    source.recordEvent("r", { type: "unit.progress", n: 2 });
+    source.updateRun("r", { completed_units: 3 });
+    const cursor = source.lastId;
+    await eventually(() => rec.resyncs.length === 1, "the resync");
+    source.recordEvent("r", { type: "unit.progress", n: 4 });
+    await eventually(() => rec.events.length === 2, "a live event after the resync");
+
+    expect(rec.log).toEqual([
+      "status:live",
+      "state:r:0:snapshot",
+      "event:r:0",
+      "status:reconnecting",
+      "status:live",
+      "state:r:3:snapshot",
+      "resync:3",
+      "event:r:4",
+    ]);
+    // The snapshot frame carries its cursor: the newest envelope it reflects.
+    expect(rec.states[1]?.id).toBe(cursor);
+    expect(watcher.state).toMatchObject({ status: "running", completed_units: 3, total_units: 5 });
+  });
+
+  it("a finished run gives its final state and complete, and the watcher closes", async () => {
+    const source = new MemoryRunSource();
+    await start(source);
+    source.createRun({ id: "r" });
+    source.completeRun("r", { status: "failed", completed_units: 0, reason: "boom" });
+    const rec = new Recorder();
+    const es = trackedEventSource();
+    watcher = watchRun(`${t.url}/api/runs/r/stream`, rec.run(), { EventSource: es.EventSource });
+    await eventually(() => watcher?.status === "closed", "the watcher to close");
+    expect(rec.log).toEqual(["status:live", "state:r:0:snapshot", "complete:r:failed", "status:closed"]);
+    expect(watcher.state).toMatchObject({ status: "failed", reason: "boom" });
+    expect(es.instances.map((instance) => instance.readyState)).toEqual([2]);
+  });
+
+  it("reopens a stream the EventSource gave up on (HTTP 503), resuming after the last id", async () => {
+    const source = new MemoryRunSource();
+    await start(source);
+    source.createRun({ id: "r" });
+    const rec = new Recorder();
+    const es = trackedEventSource();
+    watcher = watchRun(`${t.url}/api/runs/r/stream`, rec.run(), { EventSource: es.EventSource, retryMs: 5 });
+    await eventually(() => rec.states.length === 1, "the initial state");
+    source.recordEvent("r", { type: "unit.progress", n: 0 });
+    await eventually(() => rec.events.length === 1, "event 0");
+
+    refuseNext = 1;
+    t.server.closeAllConnections();
+    source.recordEvent("r", { type: "unit.progress", n: 1 });
+    await eventually(() => rec.events.length === 2, "event 1 through a new EventSource");
+
+    expect(rec.ns).toEqual([0, 1]);
+    expect(rec.errors.map((e) => [e.code, e.status])).toEqual([["stream_failed", 503]]);
+    expect(rec.statuses).toEqual(["live", "reconnecting", "live"]);
+    expect(es.instances.map((instance) => instance.readyState)).toEqual([2, 1]);
+    // The new EventSource resumes through the lastEventId query parameter.
+    expect(requests.map((r) => r.lastEventId)).toEqual([undefined, rec.events[0]?.id, rec.events[0]?.id]);
+    expect(requests[1]?.status).toBe(503);
+  });
+
+  it("closes with stream_refused when the server refuses the stream for good (404)", async () => {
+    await start(new MemoryRunSource());
+    const rec = new Recorder();
+    const es = trackedEventSource();
+    watcher = watchRun(`${t.url}/api/runs/nope/stream`, rec.run(), { EventSource: es.EventSource });
+    await eventually(() => watcher?.status === "closed", "the watcher to close");
+    expect(rec.errors.map((e) => [e.code, e.status])).toEqual([["stream_refused", 404]]);
+    expect(rec.statuses).toEqual(["closed"]);
+    expect(requests).toHaveLength(1);
+  });
+
+  it("close() while waiting to reopen cancels the attempt", async () => {
+    const source = new MemoryRunSource();
+    await start(source);
+    refuseNext = 1;
+    source.createRun({ id: "r" });
+    const rec = new Recorder();
+    const es = trackedEventSource();
+    // A long first delay: the test closes the watcher while it waits.
+    watcher = watchRun(`${t.url}/api/runs/r/stream`, rec.run(), { EventSource: es.EventSource, retryMs: 60_000 });
+    await eventually(() => watcher?.status === "reconnecting", "the failed first attempt");
+    watcher.close();
+    expect(watcher.status).toBe("closed");
+    expect(rec.statuses).toEqual(["reconnecting", "closed"]);
+    expect(es.instances).toHaveLength(1);
+    expect(es.instances[0]?.readyState).toBe(2);
+  });
+});
+
+describe("watchRun with frames that are not valid", () => {
+  let t: TestServer;
+  afterEach(() => t.close());
+
+  it("reports each invalid frame to onError and skips it", async () => {
+    t = await serve(new MemoryRunSource(), {}, (app) =>
+      app.get("/handmade", (_req, res) => {
+        res.writeHead(200, { "Content-Type": "text/event-stream" });
+        const state = (status: string) => JSON.stringify({ id: "r", status, completed_units: 0 });
+        const event = (runId: string, n: number) =>
+          JSON.stringify({ type: "unit.progress", run_id: runId, ts: "2026-01-01T00:00:00Z", n });
+        res.write(`event: state\nid: 1\ndata: ${state("running")}\n\n`);
+        res.write("event: event\nid: 2\ndata: not json\n\n");
+        res.write(`event: event\nid: 3\ndata: {"type":"Not A Type","run_id":"r","ts":"2026-01-01T00:00:00Z"}\n\n`);
+        res.write(`event: event\nid: 4\ndata: ${event("other", 4)}\n\n`);
+        res.write(`event: event\nid: 5\ndata: ${event("r", 5)}\n\n`);
+        res.write(`event: complete\nid: 6\ndata: ${state("running")}\n\n`);
+        res.end(`event: complete\nid: 7\ndata: ${state("cancelled")}\n\n`);
+      }),
+    );
+    const rec = new Recorder();
+    const watcher = watchRun(`${t.url}/handmade`, rec.run(), trackedEventSource());
+    await eventually(() => watcher.status === "closed", "the watcher to close");
+    expect(rec.log).toEqual([
+      "status:live",
+      "state:r:0:snapshot",
+      "error:invalid_frame",
+      "error:invalid_frame",
+      "error:invalid_frame",
+      "event:r:5",
+      "error:invalid_frame",
+      "complete:r:cancelled",
+      "status:closed",
+    ]);
+    expect(rec.errors.map((e) => e.frame?.id)).toEqual(["2", "3", "4", "6"]);
+    expect(rec.errors[2]?.message).toContain('names run "other"');
+  });
+
+  it("needs an EventSource: without a global one it says to pass one", () => {
+    expect(() => watchRun("http://127.0.0.1:1/api/runs/r/stream", {})).toThrow(/options\.EventSource/);
+  });
+});

@@ -1,0 +1,583 @@
+/**
+ * runcast/client: watches runcast streams from a browser or from Node, over `EventSource`.
+ *
+ * It does what every page consuming these streams otherwise rewrites: validates each frame
+ * with the same zod schemas the server uses, keeps the current state, drops envelopes it
+ * has already delivered, notices when the server sent a fresh snapshot instead of the
+ * missed frames (a resync), and stops for good once a run is complete.
+ *
+ * Browser-safe: imports nothing but the schemas (and so zod); no Node built-ins, no Express.
+ *
+ * @packageDocumentation
+ */
+import {
+  describeIssues,
+  isTerminalStatus,
+  type RunEvent,
+  RunEventSchema,
+  type RunState,
+  RunStateSchema,
+} from "./schema";
+
+export type { RunEvent, RunState, RunStatus } from "./schema";
+export { isTerminalStatus } from "./schema";
+
+/** Delay before the first attempt to reopen a stream the `EventSource` gave up on, in ms. */
+export const DEFAULT_RETRY_MS = 1_000;
+/** Longest delay between attempts to reopen a failed stream, in ms. */
+export const DEFAULT_MAX_RETRY_MS = 30_000;
+/** How many finished runs {@link watchAll} keeps in its `state` map. */
+export const DEFAULT_MAX_FINISHED_RUNS = 100;
+/** How many recent envelope ids a watcher remembers to drop duplicates. */
+const DEDUPE_WINDOW = 10_000;
+
+/** `EventSource.readyState` values, spelled out because a custom constructor may lack the statics. */
+const CONNECTING = 0;
+const CLOSED = 2;
+
+/**
+ * A watcher's connection state:
+ * - `connecting`: opening the stream for the first time;
+ * - `live`: the stream is open and frames flow;
+ * - `reconnecting`: the stream dropped or failed; the watcher is getting it back by itself;
+ * - `closed`: for good, after `close()`, after a run's `complete`, or when the server refused the stream.
+ */
+export type WatchStatus = "connecting" | "live" | "reconnecting" | "closed";
+
+/** The part of the `EventSource` API the client uses; the browser's and the `eventsource` package's both fit. */
+export interface EventSourceLike {
+  readonly readyState: number;
+  close(): void;
+  addEventListener(type: string, listener: (event: MessageEvent) => void): void;
+}
+
+/** An `EventSource` constructor: the global one, or e.g. `EventSource` from the `eventsource` package in Node. */
+export type EventSourceConstructor = new (url: string, init?: { withCredentials?: boolean }) => EventSourceLike;
+
+/** What a frame handler is told besides the data. */
+export interface FrameInfo {
+  /** The envelope id the frame carried (its `id:` line), or `undefined`. */
+  id: string | undefined;
+  /**
+   * `true` for a snapshot `state` frame: the state the server read when the stream opened or
+   * resynced, rather than a change announced live.
+   */
+  snapshot: boolean;
+}
+
+/** Handlers both watchers take; every one is optional. */
+export interface WatchHandlers {
+  /** A run's state changed (live) or was read afresh (snapshot); receives the merged state. */
+  onState?: (state: RunState, info: FrameInfo) => void;
+  /** Something happened in a run. */
+  onEvent?: (event: RunEvent, info: FrameInfo) => void;
+  /** A run ended; receives its final, merged state. */
+  onComplete?: (state: RunState, info: FrameInfo) => void;
+  /** The connection state changed. */
+  onStatus?: (status: WatchStatus) => void;
+  /** A frame was invalid (and skipped), or the stream failed or was refused. */
+  onError?: (error: WatchError) => void;
+}
+
+/** Handlers of {@link watchRun}. */
+export interface RunHandlers extends WatchHandlers {
+  /**
+   * After a reconnect, the server sent a fresh snapshot instead of the missed frames (its
+   * history no longer reached back): `state` replaced the run's state, and events in between
+   * may be missing. Called once the snapshot is applied (after its `onState`).
+   */
+  onResync?: (state: RunState) => void;
+}
+
+/** What {@link AllRunsHandlers.onResync} is told. */
+export interface ResyncInfo {
+  /**
+   * Active runs that the snapshot no longer lists (they ended while the watcher was away),
+   * removed from `state`. Filled only when the snapshot is unambiguous; see the README.
+   */
+  removed: string[];
+}
+
+/** Handlers of {@link watchAll}. */
+export interface AllRunsHandlers extends WatchHandlers {
+  /**
+   * After a reconnect, the server sent a fresh snapshot of the active runs instead of the
+   * missed frames: `runs` is the watcher's map once the snapshot is applied; events in between
+   * may be missing.
+   */
+  onResync?: (runs: ReadonlyMap<string, RunState>, info: ResyncInfo) => void;
+}
+
+/** Options of both watchers; all optional. */
+export interface WatchOptions {
+  /**
+   * The `EventSource` constructor. Defaults to `globalThis.EventSource` (browsers); in Node 20
+   * pass the `eventsource` package's.
+   */
+  EventSource?: EventSourceConstructor;
+  /** Sends cookies on cross-origin streams. @default false */
+  withCredentials?: boolean;
+  /** Only these event types (`?types=`); `state` and `complete` frames always arrive. @default every type */
+  types?: readonly string[];
+  /**
+   * First delay before reopening a stream the `EventSource` gave up on (an HTTP error such as
+   * 503 while the server shuts down); it doubles with each failure in a row. Drops the
+   * `EventSource` recovers from itself use the server's `retry:` delay. @default 1000
+   */
+  retryMs?: number;
+  /** Longest delay between reopening attempts, in ms. @default 30000 */
+  maxRetryMs?: number;
+}
+
+/** Options of {@link watchAll}. */
+export interface AllRunsOptions extends WatchOptions {
+  /** How many finished runs stay in `state` (the oldest go first). @default 100 */
+  maxFinishedRuns?: number;
+}
+
+/** What {@link watchRun} returns. */
+export interface RunWatcher {
+  /** The run's current state, merged from every state frame; `undefined` before the first. */
+  readonly state: RunState | undefined;
+  /** The connection state. */
+  readonly status: WatchStatus;
+  /** Stops everything: closes the stream and cancels any pending reconnect. Idempotent. */
+  close(): void;
+}
+
+/** What {@link watchAll} returns. */
+export interface AllRunsWatcher {
+  /**
+   * The runs known to the watcher by id: every active run, plus finished runs seen completing
+   * (up to `maxFinishedRuns`) with their final state. Read-only; it changes as frames arrive.
+   */
+  readonly state: ReadonlyMap<string, RunState>;
+  /** The connection state. */
+  readonly status: WatchStatus;
+  /** Stops everything: closes the stream and cancels any pending reconnect. Idempotent. */
+  close(): void;
+}
+
+/** Why {@link WatchHandlers.onError} was called. */
+export type WatchErrorCode =
+  /** A frame was not valid JSON, failed the schema, or named another run; it was skipped. */
+  | "invalid_frame"
+  /** The `EventSource` gave up on the stream (an HTTP error, or an unknown reason in browsers); the watcher reopens it. */
+  | "stream_failed"
+  /** The server refused the stream for good (e.g. 404 `run_not_found`, 403); the watcher closed. */
+  | "stream_refused";
+
+/** An error passed to {@link WatchHandlers.onError}. */
+export class WatchError extends Error {
+  override readonly name = "WatchError";
+  /** What went wrong. */
+  readonly code: WatchErrorCode;
+  /** The HTTP status, when the `EventSource` tells it (the `eventsource` package does; browsers do not). */
+  readonly status: number | undefined;
+  /** The skipped frame, for `invalid_frame`. */
+  readonly frame: { type: string; id: string | undefined; data: string } | undefined;
+
+  constructor(
+    code: WatchErrorCode,
+    message: string,
+    details: { status?: number; frame?: { type: string; id: string | undefined; data: string } } = {},
+  ) {
+    super(message);
+    this.code = code;
+    this.status = details.status;
+    this.frame = details.frame;
+  }
+}
+
+/** A run's progress, `completed_units / total_units` between 0 and 1, or `undefined` without a total. */
+export function progressOf(state: RunState): number | undefined {
+  if (state.total_units === undefined || state.total_units <= 0) return undefined;
+  return Math.min(1, Math.max(0, state.completed_units / state.total_units));
+}
+
+/**
+ * Watches one run: `url` is its stream, e.g. `/api/runs/run_123/stream`. The first frame
+ * gives the run's state; then its events and state changes; on `complete` the watcher
+ * closes itself, so nothing more is requested.
+ *
+ * @param url - The run's stream URL (relative URLs work in browsers).
+ * @param handlers - What to call as frames arrive; see {@link RunHandlers}.
+ * @param options - See {@link WatchOptions}.
+ */
+export function watchRun(url: string, handlers: RunHandlers = {}, options: WatchOptions = {}): RunWatcher {
+  const watch = new Watch(url, handlers, options, null);
+  return {
+    get state() {
+      return watch.run;
+    },
+    get status() {
+      return watch.status;
+    },
+    close: () => watch.close(),
+  };
+}
+
+/**
+ * Watches every run: `url` is the global stream, e.g. `/api/stream`. It starts with a
+ * snapshot `state` per active run, then every run's frames; it stays open when runs complete.
+ *
+ * @param url - The global stream URL (relative URLs work in browsers).
+ * @param handlers - What to call as frames arrive; see {@link AllRunsHandlers}.
+ * @param options - See {@link AllRunsOptions}.
+ */
+export function watchAll(url: string, handlers: AllRunsHandlers = {}, options: AllRunsOptions = {}): AllRunsWatcher {
+  const watch = new Watch(url, handlers, options, {
+    runs: new Map(),
+    finished: [],
+    max: options.maxFinishedRuns ?? DEFAULT_MAX_FINISHED_RUNS,
+  });
+  return {
+    get state() {
+      return watch.runs;
+    },
+    get status() {
+      return watch.status;
+    },
+    close: () => watch.close(),
+  };
+}
+
+/** What a global watcher keeps. */
+interface RunsMap {
+  runs: Map<string, RunState>;
+  /** Finished run ids, oldest first, to forget beyond `max`. */
+  finished: string[];
+  max: number;
+}
+
+/**
+ * Where a connection is in its opening: `start` before its first frame, `snapshot` inside a
+ * global snapshot that goes on (id-less `state` frames), `live` after that.
+ */
+type Phase = "start" | "snapshot" | "live";
+
+/** A global snapshot being received: the runs it lists, and whether it is surely a snapshot. */
+interface SnapshotInProgress {
+  runs: Set<string>;
+  certain: boolean;
+}
+
+function appendQuery(url: string, params: ReadonlyArray<[string, string | undefined]>): string {
+  const parts = params
+    .filter((entry): entry is [string, string] => entry[1] !== undefined && entry[1] !== "")
+    .map(([key, value]) => `${encodeURIComponent(key)}=${encodeURIComponent(value)}`);
+  if (parts.length === 0) return url;
+  const hash = url.indexOf("#");
+  const base = hash < 0 ? url : url.slice(0, hash);
+  return `${base}${base.includes("?") ? "&" : "?"}${parts.join("&")}${hash < 0 ? "" : url.slice(hash)}`;
+}
+
+/** The HTTP status an error event carries, when the `EventSource` implementation tells it. */
+function statusOf(event: unknown): number | undefined {
+  const code = typeof event === "object" && event !== null ? (event as { code?: unknown }).code : undefined;
+  return typeof code === "number" && code > 0 ? code : undefined;
+}
+
+/** A status that says reopening the stream would not help: 204 (nothing more to send), and 4xx but 408 and 429. */
+function isRefusal(status: number | undefined): boolean {
+  return status === 204 || (status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429);
+}
+
+/**
+ * One watcher: owns the `EventSource`, classifies and validates frames, remembers ids, and
+ * keeps the state (one run's, or a map of runs when `all` is set).
+ */
+class Watch {
+  status: WatchStatus = "connecting";
+  run: RunState | undefined;
+  readonly #url: string;
+  readonly #handlers: RunHandlers & AllRunsHandlers;
+  readonly #options: WatchOptions;
+  readonly #EventSource: EventSourceConstructor;
+  readonly #all: RunsMap | null;
+  #source: EventSourceLike | undefined;
+  #retryTimer: ReturnType<typeof setTimeout> | undefined;
+  #failures = 0;
+  /** Streams opened so far: a snapshot on any but the first is a resync. */
+  #opens = 0;
+  #phase: Phase = "start";
+  /** Whether the current connection resumed from an id (so its first frame may be replayed). */
+  #resumed = false;
+  #snapshot: SnapshotInProgress | undefined;
+  /** `lastEventId` of the previous message of the current `EventSource`, to tell which frames carry an `id:`. */
+  #previousLastEventId = "";
+  /** The newest id received: where a reopened stream resumes. */
+  #resumeId: string | undefined;
+  /** Recent envelope ids delivered, oldest first (a Set keeps insertion order). */
+  #seen = new Set<string>();
+  #closed = false;
+
+  constructor(url: string, handlers: RunHandlers | AllRunsHandlers, options: WatchOptions, all: RunsMap | null) {
+    this.#url = appendQuery(url, [["types", options.types?.join(",")]]);
+    this.#handlers = handlers as RunHandlers & AllRunsHandlers;
+    this.#options = options;
+    this.#all = all;
+    const EventSourceImpl =
+      options.EventSource ?? (globalThis as { EventSource?: EventSourceConstructor }).EventSource ?? undefined;
+    if (EventSourceImpl === undefined) {
+      throw new TypeError(
+        "runcast/client: no global EventSource here; pass one as options.EventSource (in Node: the eventsource package)",
+      );
+    }
+    this.#EventSource = EventSourceImpl;
+    this.#open();
+  }
+
+  get runs(): ReadonlyMap<string, RunState> {
+    return this.#all?.runs ?? new Map();
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
+    this.#source?.close();
+    this.#source = undefined;
+    this.#setStatus("closed");
+  }
+
+  #open(): void {
+    // A stream reopened after a failure resumes where the last one stopped; the query
+    // parameter stands in for the Last-Event-ID header a new EventSource cannot send.
+    const url = this.#opens === 0 ? this.#url : appendQuery(this.#url, [["lastEventId", this.#resumeId]]);
+    const source = new this.#EventSource(url, { withCredentials: this.#options.withCredentials === true });
+    this.#source = source;
+    this.#previousLastEventId = "";
+    const mine = (listener: (event: MessageEvent) => void) => (event: MessageEvent) => {
+      if (!this.#closed && this.#source === source) listener(event);
+    };
+    source.addEventListener(
+      "open",
+      mine(() => this.#onOpen()),
+    );
+    source.addEventListener(
+      "error",
+      mine((event) => this.#onFailure(source, event)),
+    );
+    for (const type of ["state", "event", "complete"] as const) {
+      source.addEventListener(
+        type,
+        mine((event) => this.#onFrame(type, event)),
+      );
+    }
+  }
+
+  #onOpen(): void {
+    this.#opens++;
+    this.#failures = 0;
+    this.#phase = "start";
+    this.#snapshot = undefined;
+    // The EventSource sends the newest id it got (or our query parameter carries it).
+    this.#resumed = this.#resumeId !== undefined;
+    this.#setStatus("live");
+  }
+
+  #onFailure(source: EventSourceLike, event: MessageEvent): void {
+    this.#phase = "start";
+    this.#snapshot = undefined;
+    if (source.readyState === CONNECTING) {
+      // A drop the EventSource recovers from itself, after the server's `retry:` delay.
+      this.#setStatus("reconnecting");
+      return;
+    }
+    if (source.readyState !== CLOSED) return;
+    // The EventSource gave up: an HTTP error, a 204, or a wrong content type.
+    const status = statusOf(event);
+    source.close();
+    this.#source = undefined;
+    if (isRefusal(status)) {
+      this.#error(new WatchError("stream_refused", `the server refused the stream (HTTP ${status})`, { status }));
+      this.close();
+      return;
+    }
+    this.#failures++;
+    const base = this.#options.retryMs ?? DEFAULT_RETRY_MS;
+    const max = this.#options.maxRetryMs ?? DEFAULT_MAX_RETRY_MS;
+    const delay = Math.min(max, base * 2 ** Math.min(this.#failures - 1, 20));
+    this.#error(
+      new WatchError(
+        "stream_failed",
+        `the stream failed${status === undefined ? "" : ` (HTTP ${status})`}; reopening it`,
+        status === undefined ? {} : { status },
+      ),
+    );
+    this.#setStatus("reconnecting");
+    // Jitter, so that many pages do not come back in the same instant after a restart.
+    this.#retryTimer = setTimeout(
+      () => {
+        this.#retryTimer = undefined;
+        if (!this.#closed) this.#open();
+      },
+      delay * (0.5 + Math.random() / 2),
+    );
+  }
+
+  #onFrame(type: "state" | "event" | "complete", event: MessageEvent): void {
+    const raw = typeof event.lastEventId === "string" ? event.lastEventId : "";
+    // Browsers repeat the last id on frames without an `id:` line (the eventsource package
+    // gives ""), so a frame carries an id of its own only when it differs from the previous
+    // one. `event` and `complete` frames always carry their envelope's id when there is one.
+    const id = raw !== "" && (raw !== this.#previousLastEventId || type !== "state") ? raw : undefined;
+    this.#previousLastEventId = raw;
+    if (id !== undefined) this.#resumeId = id;
+    const data = typeof event.data === "string" ? event.data : "";
+
+    // The opening frames: a stream starts with a snapshot, or (resumed) with the missed frames.
+    let snapshot = false;
+    if (type === "state" && this.#phase !== "live") {
+      snapshot = true;
+      if (this.#phase === "start") {
+        // Only an id-less first frame, or a stream opened without an id to resume from, is
+        // surely a snapshot: a resumed stream may start with a replayed state envelope.
+        this.#snapshot = { runs: new Set(), certain: id === undefined || !this.#resumed };
+      }
+      // The global snapshot's frames carry no id but the last (the cursor).
+      this.#phase = this.#all !== null && id === undefined ? "snapshot" : "live";
+    } else if (this.#phase !== "live") {
+      this.#phase = "live";
+      this.#endSnapshot(undefined);
+    }
+
+    const parsed = this.#parse(type, id, data);
+    if (parsed !== undefined) {
+      if (snapshot) this.#snapshot?.runs.add(parsed.runId);
+      // An id delivered before is dropped: the server replayed it. (A snapshot whose cursor
+      // was delivered brings nothing new: every envelope up to it has been seen.)
+      if (id === undefined || !this.#seen.has(id)) {
+        this.#remember(id);
+        this.#apply(type, parsed, { id, snapshot });
+      }
+    }
+    if (snapshot && this.#phase === "live") this.#endSnapshot(id);
+  }
+
+  /** Validates a frame's data; reports and returns `undefined` when it is not acceptable. */
+  #parse(
+    type: "state" | "event" | "complete",
+    id: string | undefined,
+    data: string,
+  ): { runId: string; value: RunState | RunEvent } | undefined {
+    const invalid = (why: string): undefined => {
+      this.#error(
+        new WatchError("invalid_frame", `skipped an invalid ${type} frame: ${why}`, { frame: { type, id, data } }),
+      );
+      return undefined;
+    };
+    let json: unknown;
+    try {
+      json = JSON.parse(data);
+    } catch {
+      return invalid("its data is not JSON");
+    }
+    if (type === "event") {
+      const event = RunEventSchema.safeParse(json);
+      if (!event.success) return invalid(describeIssues(event.error));
+      return this.#ofThisRun(event.data.run_id)
+        ? { runId: event.data.run_id, value: event.data }
+        : invalid(this.#otherRun(event.data.run_id));
+    }
+    const state = RunStateSchema.safeParse(json);
+    if (!state.success) return invalid(describeIssues(state.error));
+    if (type === "complete" && !isTerminalStatus(state.data.status)) {
+      return invalid(`a complete frame needs a terminal status, not "${state.data.status}"`);
+    }
+    return this.#ofThisRun(state.data.id)
+      ? { runId: state.data.id, value: state.data }
+      : invalid(this.#otherRun(state.data.id));
+  }
+
+  /** A run watcher learns its run from the first frame; frames of other runs are invalid. */
+  #ofThisRun(runId: string): boolean {
+    return this.#all !== null || this.run === undefined || this.run.id === runId;
+  }
+
+  #otherRun(runId: string): string {
+    return `it names run ${JSON.stringify(runId)}, not ${JSON.stringify(this.run?.id)}`;
+  }
+
+  #apply(
+    type: "state" | "event" | "complete",
+    parsed: { runId: string; value: RunState | RunEvent },
+    info: FrameInfo,
+  ): void {
+    if (type === "event") {
+      this.#handlers.onEvent?.(parsed.value as RunEvent, info);
+      return;
+    }
+    const incoming = parsed.value as RunState;
+    const all = this.#all;
+    if (all === null) {
+      // A snapshot replaces the state; live frames merge into it (fields a frame omits stay).
+      this.run = info.snapshot || this.run === undefined ? incoming : { ...this.run, ...incoming };
+      if (type === "state") this.#handlers.onState?.(this.run, info);
+      else {
+        this.#handlers.onComplete?.(this.run, info);
+        // The run is over: close now, before the server's end of the response makes the EventSource reconnect.
+        this.close();
+      }
+      return;
+    }
+    const known = all.runs.get(incoming.id);
+    const merged = info.snapshot || known === undefined ? incoming : { ...known, ...incoming };
+    all.runs.set(incoming.id, merged);
+    if (type === "state") {
+      this.#handlers.onState?.(merged, info);
+      return;
+    }
+    all.finished.push(incoming.id);
+    while (all.finished.length > all.max) {
+      const forgotten = all.finished.shift();
+      if (forgotten !== undefined) all.runs.delete(forgotten);
+    }
+    this.#handlers.onComplete?.(merged, info);
+  }
+
+  /** A snapshot has been received in full: after a reconnect, that is a resync. */
+  #endSnapshot(cursor: string | undefined): void {
+    const snapshot = this.#snapshot;
+    this.#snapshot = undefined;
+    if (snapshot === undefined || this.#opens <= 1 || this.#closed) return;
+    // Everything up to the snapshot's cursor is in it, and the server sends only what comes
+    // after: ids remembered from before cannot come back (a restarted source may reuse them).
+    this.#seen.clear();
+    this.#remember(cursor);
+    const all = this.#all;
+    if (all === null) {
+      if (this.run !== undefined) this.#handlers.onResync?.(this.run);
+      return;
+    }
+    const removed: string[] = [];
+    if (snapshot.certain) {
+      for (const [runId, state] of all.runs) {
+        if (!isTerminalStatus(state.status) && !snapshot.runs.has(runId)) removed.push(runId);
+      }
+      for (const runId of removed) all.runs.delete(runId);
+    }
+    this.#handlers.onResync?.(all.runs, { removed });
+  }
+
+  #remember(id: string | undefined): void {
+    if (id === undefined) return;
+    this.#seen.add(id);
+    if (this.#seen.size > DEDUPE_WINDOW) {
+      const oldest = this.#seen.values().next();
+      if (oldest.done !== true) this.#seen.delete(oldest.value);
+    }
+  }
+
+  #setStatus(status: WatchStatus): void {
+    if (this.status === status) return;
+    this.status = status;
+    this.#handlers.onStatus?.(status);
+  }
+
+  #error(error: WatchError): void {
+    this.#handlers.onError?.(error);
+  }
+}
