@@ -6,5 +6,6 @@ cd "$(dirname "$0")/.."
 echo "== typecheck"; npx tsc --noEmit -p .
 echo "== lint"; npx biome check .
 echo "== build"; npm run --silent build
+echo "== chromium"; bash scripts/ensure-chromium.sh
 echo "== tests"; npx jest --detectOpenHandles "$@"
 echo "== package"; bash scripts/check-package.sh

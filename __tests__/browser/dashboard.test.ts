@@ -1,0 +1,280 @@
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import type { BrowserContext, Page } from "playwright-core";
+import type { MemoryRunSource } from "../../lib/index";
+import { launchBrowser, type RunningExample, serveExample } from "./harness";
+
+jest.setTimeout(60_000);
+
+let browser: Awaited<ReturnType<typeof launchBrowser>>;
+let context: BrowserContext;
+let page: Page;
+let running: RunningExample[] = [];
+/** Uncaught errors of the page: any fails the test. */
+let pageErrors: Error[] = [];
+
+beforeAll(async () => {
+  browser = await launchBrowser();
+  context = browser.context;
+});
+afterAll(async () => {
+  await browser?.close();
+});
+beforeEach(async () => {
+  page = await context.newPage();
+  pageErrors = [];
+  page.on("pageerror", (error) => pageErrors.push(error));
+});
+afterEach(async () => {
+  await page.close();
+  expect(pageErrors).toEqual([]);
+  await Promise.all(running.map((r) => r.close()));
+  running = [];
+});
+
+async function start(port?: number): Promise<RunningExample> {
+  const r = await serveExample({}, port);
+  running.push(r);
+  return r;
+}
+
+/** Waits until `predicate(arg)` holds in the page (polling the DOM), or fails naming `what`. */
+async function until<T>(what: string, predicate: (arg: T) => boolean, arg: T, timeout = 15_000): Promise<void> {
+  try {
+    await page.waitForFunction(predicate as (arg: unknown) => boolean, arg as unknown, { timeout, polling: 20 });
+  } catch (error) {
+    throw new Error(`timed out waiting for ${what}: ${(error as Error).message.split("\n")[0]}`);
+  }
+}
+
+const pill = (id: string, status: string) =>
+  until(`#${id} to be ${status}`, ([i, s]) => document.getElementById(i)?.dataset.status === s, [id, status] as const);
+
+const logLines = (count: number) =>
+  until(
+    `${count} event log lines`,
+    (n) => document.querySelectorAll("#event-log li[data-event-id]").length >= n,
+    count,
+  );
+
+/** The event log: one `<type> <unit>` line per event, and each line's envelope id. */
+async function eventLog(): Promise<{ lines: string[]; ids: string[] }> {
+  return page.$$eval("#event-log li[data-event-id]", (items) => ({
+    lines: items.map((li) => `${li.getAttribute("data-type")} ${li.querySelector(".what")?.textContent ?? ""}`),
+    ids: items.map((li) => li.getAttribute("data-event-id") ?? ""),
+  }));
+}
+
+async function runRow(id: string): Promise<{ status: string; units: string } | null> {
+  return page
+    .$eval(`li.run[data-run-id="${id}"]`, (li) => ({
+      status: li.getAttribute("data-status") ?? "",
+      units: li.querySelector(".units-count")?.textContent ?? "",
+    }))
+    .catch(() => null);
+}
+
+const UNITS = ["auth-service", "billing", "checkout"];
+
+function createRun(source: MemoryRunSource, id: string, name: string): void {
+  source.createRun({
+    id,
+    name,
+    total_units: UNITS.length,
+    units: Object.fromEntries(UNITS.map((unit) => [unit, "pending"])),
+    created_at: `2026-03-02T09:${id.slice(-2)}:00Z`,
+  });
+}
+
+describe("the example dashboard in Chromium", () => {
+  it("lists runs from the global stream, then shows one run's state, live events and complete", async () => {
+    const r = await start();
+    const { source } = r.example;
+    createRun(source, "run-01", "Deploy #1");
+    source.completeRun("run-01", { status: "completed", completed_units: 3 });
+    createRun(source, "run-02", "Deploy #2");
+    await page.goto(r.url);
+
+    await pill("connection", "live");
+    await until("both runs listed", () => document.querySelectorAll("li.run").length === 2, null);
+    // run-01 finished before the page opened: the list has it from the JSON API.
+    expect(await runRow("run-01")).toEqual({ status: "completed", units: "3/3 units" });
+    expect(await runRow("run-02")).toEqual({ status: "pending", units: "0/3 units" });
+
+    await page.click('li.run[data-run-id="run-02"]');
+    await pill("detail-connection", "live");
+    expect(await page.textContent("#detail-title")).toBe("Deploy #2");
+    expect(await page.textContent("#detail-status")).toBe("pending");
+
+    source.updateRun("run-02", { status: "running", units: { ...pendingUnits(), "auth-service": "running" } });
+    source.recordEvent("run-02", { type: "unit.started", unit: "auth-service" });
+    source.recordEvent("run-02", { type: "unit.completed", unit: "auth-service", duration_ms: 1200 });
+    source.updateRun("run-02", { completed_units: 1, units: { ...pendingUnits(), "auth-service": "completed" } });
+    await logLines(2);
+    await until(
+      "the run's progress in the list",
+      () => document.querySelector('li.run[data-run-id="run-02"] .units-count')?.textContent === "1/3 units",
+      null,
+    );
+    expect((await eventLog()).lines).toEqual(["unit.started auth-service", "unit.completed auth-service · 1.2 s"]);
+    expect(await page.getAttribute('#units li[data-unit="auth-service"]', "data-status")).toBe("completed");
+    expect(await page.textContent("#count-active")).toBe("1");
+
+    source.completeRun("run-02", { status: "failed", completed_units: 1, error: "billing: image pull failed" });
+    await pill("detail-connection", "closed");
+    expect(await page.textContent("#detail-status")).toBe("failed");
+    await until(
+      "the failed run in the list",
+      () => document.querySelector('li.run[data-run-id="run-02"]')?.getAttribute("data-status") === "failed",
+      null,
+    );
+    expect(await page.textContent("#count-failed")).toBe("1");
+    expect(await page.textContent("#event-log li.marker")).toBe("Run failed: billing: image pull failed.");
+    // The per-run stream was requested once: after complete the page closed it for good.
+    expect(r.requests.filter((q) => q.path === "/api/runs/run-02/stream")).toHaveLength(1);
+  });
+
+  it("after the server drops the streams, reconnects by itself and logs each event exactly once", async () => {
+    const r = await start();
+    const { source } = r.example;
+    createRun(source, "run-01", "Deploy #1");
+    await page.goto(`${r.url}/#run=run-01`);
+    await pill("connection", "live");
+    await pill("detail-connection", "live");
+    source.recordEvent("run-01", { type: "unit.started", unit: "auth-service" });
+    source.recordEvent("run-01", { type: "unit.started", unit: "billing" });
+    await logLines(2);
+
+    // Every connection goes; what is recorded meanwhile reaches the page only through its reconnect.
+    r.drop();
+    source.recordEvent("run-01", { type: "unit.completed", unit: "auth-service", duration_ms: 800 });
+    source.updateRun("run-01", { status: "running", completed_units: 1 });
+    source.recordEvent("run-01", { type: "unit.failed", unit: "billing", error: "readiness probe failed" });
+    await logLines(4);
+    await pill("detail-connection", "live");
+    await pill("connection", "live");
+    source.recordEvent("run-01", { type: "unit.started", unit: "checkout" });
+    await logLines(5);
+
+    const log = await eventLog();
+    expect(log.lines).toEqual([
+      "unit.started auth-service",
+      "unit.started billing",
+      "unit.completed auth-service · 0.8 s",
+      "unit.failed billing · readiness probe failed",
+      "unit.started checkout",
+    ]);
+    expect(new Set(log.ids).size).toBe(5);
+    // The browser resumed by itself, sending the id of the last event it had.
+    const resumed = r.requests.filter((q) => q.path === "/api/runs/run-01/stream" && q.lastEventId !== undefined);
+    expect(resumed.length).toBeGreaterThan(0);
+    expect(new Set(resumed.map((q) => q.lastEventId))).toEqual(new Set([log.ids[1]]));
+    expect(await runRow("run-01")).toEqual({ status: "running", units: "1/3 units" });
+  });
+
+  it("after a server restart, shows the new server's runs and says the open run is gone", async () => {
+    const first = await start();
+    createRun(first.example.source, "run-01", "Deploy #1");
+    createRun(first.example.source, "run-02", "Deploy #2");
+    await page.goto(`${first.url}/#run=run-01`);
+    await pill("detail-connection", "live");
+    await until("both runs listed", () => document.querySelectorAll("li.run").length === 2, null);
+
+    await first.close();
+    running = running.filter((r) => r !== first);
+    await pill("connection", "reconnecting");
+    const second = await start(first.port);
+    createRun(second.example.source, "run-09", "Deploy #9");
+
+    await until(
+      "only the new server's run listed",
+      () =>
+        Array.from(document.querySelectorAll("li.run"))
+          .map((li) => li.getAttribute("data-run-id"))
+          .join() === "run-09",
+      null,
+    );
+    await pill("connection", "live");
+    await until(
+      "the notice that run-01 is gone",
+      () => document.getElementById("detail-notice")?.hidden === false,
+      null,
+    );
+    expect(await page.textContent("#detail-notice")).toContain("no longer knows this run");
+  });
+
+  it("renders the dashboard: docs/dashboard.png", async () => {
+    const r = await start();
+    const { source } = r.example;
+    const all = ["api-gateway", "auth-service", "billing", "checkout", "notifications", "payments"];
+    const units = (done: number, failed?: number) =>
+      Object.fromEntries(
+        all.map((unit, i) => [
+          unit,
+          i === failed ? "failed" : i < done ? "completed" : i < done + 2 ? "running" : "pending",
+        ]),
+      );
+    const make = (n: number, extra: Record<string, unknown> = {}) =>
+      source.createRun({
+        id: `run-demo-${n}`,
+        name: `Deploy #${n}`,
+        total_units: all.length,
+        units: units(0),
+        created_at: `2026-03-02T09:${String(10 + n).padStart(2, "0")}:00Z`,
+        started_at: `2026-03-02T09:${String(10 + n).padStart(2, "0")}:01Z`,
+        ...extra,
+      });
+    for (const n of [1, 2, 3]) make(n);
+    source.completeRun("run-demo-1", { status: "completed", completed_units: 6, units: units(6) });
+    source.completeRun("run-demo-2", {
+      status: "failed",
+      completed_units: 3,
+      units: { ...units(3, 3), notifications: "skipped", payments: "skipped" },
+      error: "checkout: health check timed out",
+    });
+    source.updateRun("run-demo-3", { status: "running", completed_units: 5, units: units(5) });
+    make(4);
+    source.updateRun("run-demo-4", { status: "running", completed_units: 2, units: units(2) });
+    make(5);
+
+    await page.goto(`${r.url}/#run=run-demo-4`);
+    await pill("connection", "live");
+    await pill("detail-connection", "live");
+    const at = (second: number) => `2026-03-02T09:14:${String(second).padStart(2, "0")}Z`;
+    source.recordEvent("run-demo-4", { type: "unit.started", unit: "billing", ts: at(5) });
+    source.recordEvent("run-demo-4", { type: "unit.started", unit: "checkout", ts: at(6) });
+    source.recordEvent("run-demo-4", { type: "unit.completed", unit: "billing", duration_ms: 2140, ts: at(8) });
+    source.updateRun("run-demo-4", { completed_units: 3, units: { ...units(3), checkout: "running" } });
+    source.recordEvent("run-demo-4", { type: "unit.started", unit: "notifications", ts: at(8) });
+    source.recordEvent("run-demo-4", {
+      type: "unit.failed",
+      unit: "checkout",
+      error: "readiness probe failed",
+      ts: at(11),
+    });
+    source.updateRun("run-demo-4", {
+      units: { ...units(3, 3), notifications: "running", payments: "pending" },
+    });
+    source.updateRun("run-demo-5", { status: "running", units: { ...units(0), "api-gateway": "running" } });
+    await logLines(5);
+    await until(
+      "the list to show every run",
+      () =>
+        document.querySelectorAll("li.run").length === 5 &&
+        document.querySelector('li.run[data-run-id="run-demo-5"]')?.getAttribute("data-status") === "running",
+      null,
+    );
+    // Progress bars animate their width: wait until they have settled.
+    await until("progress bars to settle", () => document.getAnimations().length === 0, null);
+    await page.mouse.move(0, 0);
+    const docs = join(__dirname, "..", "..", "docs");
+    mkdirSync(docs, { recursive: true });
+    // The page's own height: a short viewport, captured in full.
+    await page.setViewportSize({ width: 1280, height: 400 });
+    await page.screenshot({ path: join(docs, "dashboard.png"), animations: "disabled", fullPage: true });
+  });
+});
+
+function pendingUnits(): Record<string, string> {
+  return Object.fromEntries(UNITS.map((unit) => [unit, "pending"]));
+}

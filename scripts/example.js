@@ -1,0 +1,29 @@
+// `npm run example`: builds the package when dist/ is missing or older than lib/ (the page
+// loads dist/client.browser.mjs), then runs examples/main.ts with ts-node.
+const { spawnSync } = require("node:child_process");
+const fs = require("node:fs");
+const path = require("node:path");
+
+const root = path.join(__dirname, "..");
+const bundle = path.join(root, "dist", "client.browser.mjs");
+
+function newestSource() {
+  const lib = path.join(root, "lib");
+  return Math.max(...fs.readdirSync(lib).map((file) => fs.statSync(path.join(lib, file)).mtimeMs));
+}
+
+if (!fs.existsSync(bundle) || fs.statSync(bundle).mtimeMs < newestSource()) {
+  console.log("Building runcast first (npm run build)...");
+  const built = spawnSync("npm", ["run", "--silent", "build"], {
+    cwd: root,
+    stdio: "inherit",
+    shell: process.platform === "win32",
+  });
+  if (built.status !== 0) process.exit(built.status ?? 1);
+}
+
+require("ts-node").register({
+  transpileOnly: true,
+  compilerOptions: { module: "commonjs", moduleResolution: "node" },
+});
+require(path.join(root, "examples", "main.ts"));
