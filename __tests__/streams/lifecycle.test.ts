@@ -53,7 +53,7 @@ describe("client lifecycle", () => {
     const last = await SseStream.open(`${t.url}/api/runs/r/stream`);
     await last.frameCount(1);
     last.close();
-  });
+  }, 60_000);
 
   it("close() ends every stream, refuses new ones with 503 unavailable, and lets the server close at once", async () => {
     source.createRun({ id: "r" });
