@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 
 /** Run ids: 1 to 128 characters of `[A-Za-z0-9._:-]`. Enforced everywhere a run id enters runcast. */
 export const RUN_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;

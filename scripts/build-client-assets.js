@@ -11,19 +11,6 @@ const url = require("node:url");
 const root = path.join(__dirname, "..");
 const dist = path.join(root, "dist");
 
-/**
- * Points lib/schema.ts's `zod` import at lib/client-zod.ts, the members it uses: zod's whole
- * `z` namespace object would bring every locale along (450 kB minified instead of 100 kB).
- */
-const zodSubset = {
-  name: "runcast-zod-subset",
-  setup(build) {
-    build.onResolve({ filter: /^zod$/ }, (args) =>
-      path.basename(args.importer) === "schema.ts" ? { path: path.join(root, "lib/client-zod.ts") } : undefined,
-    );
-  },
-};
-
 async function browserBundle() {
   const { build } = require("tsup");
   await build({
@@ -41,9 +28,8 @@ async function browserBundle() {
     sourcemap: false,
     silent: true,
     outExtension: () => ({ js: ".mjs" }),
-    esbuildPlugins: [zodSubset],
   });
-  // Loading it runs every schema definition: a zod member missing from the subset fails here.
+  // Loading it runs every schema definition once: a broken bundle fails the build, not a page.
   const bundle = await import(url.pathToFileURL(path.join(dist, "client.browser.mjs")).href);
   if (typeof bundle.watchRun !== "function" || typeof bundle.watchAll !== "function") {
     throw new Error("dist/client.browser.mjs does not export watchRun and watchAll");
