@@ -1,0 +1,433 @@
+import { type ChildProcess, execFileSync, fork, spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import net from "node:net";
+import path from "node:path";
+import { Redis } from "ioredis";
+
+/** The Redis the tests use. */
+export const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+
+const ON_CI = process.env.CI === "true" || process.env.CI === "1";
+
+/** Whether something answers PING (or refuses it for want of AUTH) at `url`; checked synchronously, once per file. */
+function answers(url: string): boolean {
+  const { hostname, port } = new URL(url);
+  const probe = `
+    const socket = require("node:net").connect(${Number(port || 6379)}, ${JSON.stringify(hostname || "127.0.0.1")});
+    socket.setTimeout(2000, () => process.exit(1));
+    socket.on("error", () => process.exit(1));
+    socket.on("connect", () => socket.write("PING\\r\\n"));
+    socket.on("data", (data) => process.exit(/^[+-]/.test(String(data)) ? 0 : 1));`;
+  try {
+    execFileSync(process.execPath, ["-e", probe], { stdio: "ignore", timeout: 5000 });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether the Redis at {@link REDIS_URL} answers. */
+export const redisReachable = answers(REDIS_URL);
+
+/**
+ * `describe` for suites that need Redis. Without one they fail under `CI=true` and are
+ * skipped, loudly, elsewhere.
+ */
+export function describeRedis(name: string, body: () => void): void {
+  if (redisReachable) {
+    describe(name, body);
+    return;
+  }
+  const message = `no Redis answers at ${REDIS_URL} (set REDIS_URL, or run scripts/ensure-redis.sh)`;
+  if (ON_CI) {
+    describe(name, () => {
+      it("needs a Redis server", () => {
+        throw new Error(`${message}; the Redis tests cannot be skipped under CI=true`);
+      });
+    });
+    return;
+  }
+  const bar = "!".repeat(78);
+  console.warn(`\n${bar}\n  SKIPPED "${name}": ${message}\n${bar}\n`);
+  describe.skip(name, body);
+}
+
+/** A fresh key prefix, so test files never see each other's keys. */
+export function newPrefix(label: string): string {
+  return `runcast-test:${label}:${randomUUID().slice(0, 8)}`;
+}
+
+/** A connection for the tests' own checks. */
+export function adminClient(url = REDIS_URL): Redis {
+  return new Redis(url, { maxRetriesPerRequest: 3, protocol: 2, lazyConnect: false });
+}
+
+/** Deletes every key under `prefix`. */
+export async function deleteKeys(redis: Redis, prefix: string): Promise<void> {
+  let cursor = "0";
+  do {
+    const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 1000);
+    cursor = next;
+    if (keys.length > 0) await redis.del(...keys);
+  } while (cursor !== "0");
+}
+
+/** Ids of the connections named `name` (the source names its own `<prefix>:commands` and `<prefix>:reader`). */
+export async function connectionsNamed(redis: Redis, name: string): Promise<string[]> {
+  const list = (await redis.call("CLIENT", "LIST")) as string;
+  const ids: string[] = [];
+  for (const line of list.split("\n")) {
+    const fields = new Map(line.split(" ").map((pair) => pair.split("=", 2) as [string, string]));
+    if (fields.get("name") === name) ids.push(fields.get("id") ?? "");
+  }
+  return ids;
+}
+
+/** Kills every connection named `name`; returns how many. */
+export async function killConnections(redis: Redis, name: string): Promise<number> {
+  const ids = await connectionsNamed(redis, name);
+  for (const id of ids) await redis.call("CLIENT", "KILL", "ID", id);
+  return ids.length;
+}
+
+/** A stream entry: id, type, run id, data. */
+export interface LogEntry {
+  id: string;
+  type: string;
+  runId: string;
+  data: Record<string, unknown>;
+}
+
+/** Every entry of a source's envelope stream. */
+export async function readLog(redis: Redis, prefix: string): Promise<LogEntry[]> {
+  const entries = await redis.xrange(`${prefix}:log`, "-", "+");
+  return entries.map(([id, fields]) => {
+    const map = new Map<string, string>();
+    for (let i = 0; i + 1 < fields.length; i += 2) map.set(fields[i] as string, fields[i + 1] as string);
+    return {
+      id,
+      type: map.get("t") ?? "",
+      runId: map.get("r") ?? "",
+      data: JSON.parse(map.get("d") ?? "null") as Record<string, unknown>,
+    };
+  });
+}
+
+/** Rejects after `timeoutMs` unless `work` settles first; the timer never outlives it. */
+export function within<T>(work: Promise<T>, what: string, timeoutMs: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms: ${what}`)), timeoutMs);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Collects what a listener receives; `until` waits (event-driven, with a timeout) for a count. */
+export class Collector<T> {
+  readonly items: T[] = [];
+  readonly #waiters = new Set<() => void>();
+  readonly listener = (item: T): void => {
+    this.items.push(item);
+    for (const waiter of [...this.#waiters]) waiter();
+  };
+
+  until(count: number, timeoutMs = 10_000): Promise<void> {
+    if (this.items.length >= count) return Promise.resolve();
+    let waiter: () => void = () => {};
+    const reached = new Promise<void>((resolve) => {
+      waiter = () => {
+        if (this.items.length >= count) resolve();
+      };
+      this.#waiters.add(waiter);
+    });
+    return within(reached, `${count} items (got ${this.items.length})`, timeoutMs).finally(() =>
+      this.#waiters.delete(waiter),
+    );
+  }
+}
+
+/** Resolves once `check()` holds, checking every few ms; for state only Redis knows (no event to wait for). */
+export async function eventually(check: () => Promise<boolean>, what: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+// ---- child processes ----------------------------------------------------------------------
+
+/** A message a fixture sends over IPC. */
+export type FixtureMessage = { type: string } & Record<string, unknown>;
+
+const FIXTURES = path.join(__dirname, "fixtures");
+
+/**
+ * A fixture in its own Node process (TypeScript through ts-node), driven over IPC: `ready`
+ * when it is up, RPC replies to `request`, anything else kept in `messages`.
+ */
+export class Fixture {
+  readonly messages: FixtureMessage[] = [];
+  readonly child: ChildProcess;
+  output = "";
+  #nextId = 0;
+  readonly #pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
+  readonly #watchers = new Set<() => void>();
+  readonly #exited: Promise<void>;
+
+  private constructor(
+    child: ChildProcess,
+    readonly name: string,
+  ) {
+    this.child = child;
+    child.stdout?.on("data", (chunk: Buffer) => {
+      this.output += chunk.toString();
+    });
+    child.stderr?.on("data", (chunk: Buffer) => {
+      this.output += chunk.toString();
+    });
+    child.on("message", (message: FixtureMessage) => {
+      if (message.type === "reply") {
+        const pending = this.#pending.get(Number(message.id));
+        this.#pending.delete(Number(message.id));
+        if (message.ok === true) pending?.resolve(message.result);
+        else {
+          const error = message.error as { code?: string; message?: string };
+          pending?.reject(Object.assign(new Error(error.message), { code: error.code }));
+        }
+        return;
+      }
+      this.messages.push(message);
+      for (const watcher of [...this.#watchers]) watcher();
+    });
+    this.#exited = new Promise((resolve) => child.once("exit", () => resolve()));
+    this.#exited.then(() => {
+      for (const { reject } of this.#pending.values()) reject(new Error(`${name} exited:\n${this.output}`));
+      this.#pending.clear();
+    });
+  }
+
+  /** Starts `fixtures/<file>` with `env` and waits for its `ready` message. */
+  static async start(file: string, name: string, env: Record<string, string>): Promise<Fixture> {
+    const child = fork(path.join(FIXTURES, file), [], {
+      execArgv: ["-r", "ts-node/register/transpile-only"],
+      env: {
+        ...process.env,
+        TS_NODE_COMPILER_OPTIONS: JSON.stringify({ module: "commonjs", moduleResolution: "node" }),
+        ...env,
+      },
+      stdio: ["ignore", "pipe", "pipe", "ipc"],
+    });
+    const fixture = new Fixture(child, name);
+    await within(
+      fixture.waitFor((m) => m.type === "ready"),
+      `${name} to start\n${fixture.output}`,
+      30_000,
+    );
+    return fixture;
+  }
+
+  /** The `ready` message's port (servers). */
+  get url(): string {
+    const ready = this.messages.find((m) => m.type === "ready");
+    return `http://127.0.0.1:${String(ready?.port)}`;
+  }
+
+  /** Resolves with the first message, past or future, that `match` accepts. */
+  waitFor(match: (message: FixtureMessage) => boolean): Promise<FixtureMessage> {
+    const found = this.messages.find(match);
+    if (found !== undefined) return Promise.resolve(found);
+    return new Promise((resolve) => {
+      const watcher = (): void => {
+        const hit = this.messages.find(match);
+        if (hit === undefined) return;
+        this.#watchers.delete(watcher);
+        resolve(hit);
+      };
+      this.#watchers.add(watcher);
+    });
+  }
+
+  /** Calls `op` in the fixture; resolves with its result or rejects with its error (and `code`). */
+  request<T>(op: string, ...args: unknown[]): Promise<T> {
+    const id = this.#nextId++;
+    return new Promise<T>((resolve, reject) => {
+      this.#pending.set(id, { resolve: (value) => resolve(value as T), reject });
+      this.child.send({ type: "request", id, op, args });
+    });
+  }
+
+  /** Asks the fixture to shut down cleanly; kills it if it has not exited within the timeout. */
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    if (this.child.connected) this.child.send({ type: "stop" });
+    try {
+      await within(this.#exited, `${this.name} to stop`, 10_000);
+    } catch {
+      this.child.kill("SIGKILL");
+      await this.#exited;
+    }
+  }
+}
+
+/** Starts `count` SSE servers (fixtures/server.ts) sharing one Redis and prefix. */
+export function startServers(count: number, env: Record<string, string>): Promise<Fixture[]> {
+  return Promise.all(Array.from({ length: count }, (_, i) => Fixture.start("server.ts", `server ${i + 1}`, env)));
+}
+
+// ---- a throwaway Redis ----------------------------------------------------------------------
+
+/** A free TCP port on 127.0.0.1. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * A `redis-server` child of the tests, for faults the shared server must not suffer. It
+ * keeps an append-only file fsynced on every write in `dir`, so a restart keeps the data
+ * (without persistence a restarted Redis comes back empty and every run is gone).
+ */
+export class RedisServerProcess {
+  #child: ChildProcess | undefined;
+  output = "";
+
+  constructor(
+    readonly port: number,
+    readonly dir: string,
+  ) {}
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  /** Starts the server and resolves once it accepts connections (data loaded). */
+  async start(): Promise<void> {
+    const child = spawn(
+      "redis-server",
+      [
+        "--port",
+        String(this.port),
+        "--bind",
+        "127.0.0.1",
+        "--daemonize",
+        "no",
+        "--save",
+        "",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--dir",
+        this.dir,
+      ],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
+    this.#child = child;
+    const ready = new Promise<void>((resolve, reject) => {
+      const onData = (chunk: Buffer): void => {
+        this.output += chunk.toString();
+        if (this.output.includes("Ready to accept connections")) resolve();
+      };
+      child.stdout?.on("data", onData);
+      child.stderr?.on("data", onData);
+      child.once("exit", (code) => reject(new Error(`redis-server exited (${code}):\n${this.output}`)));
+    });
+    await within(ready, `redis-server on port ${this.port} to start\n${this.output}`, 15_000);
+  }
+
+  /** Kills the server at once (a crash: no shutdown work), and resolves when it is gone. */
+  async kill(): Promise<void> {
+    const child = this.#child;
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    child.kill("SIGKILL");
+    await exited;
+    this.output = "";
+  }
+}
+
+// ---- a proxy that loses one reply ---------------------------------------------------------------
+
+/**
+ * A TCP proxy in front of Redis that can lose a reply: armed, it swallows the next bytes
+ * Redis sends and cuts both sides, so the command has run but the client never hears of it
+ * (what a dropped connection does to a command in flight).
+ */
+export class ReplyLosingProxy {
+  readonly #server: net.Server;
+  readonly #sockets = new Set<net.Socket>();
+  #armed = false;
+  /** Client connections accepted so far. */
+  connections = 0;
+  /** Replies swallowed so far. */
+  lostReplies = 0;
+  /** Everything clients sent to Redis through the proxy. */
+  sent = "";
+
+  private constructor(server: net.Server) {
+    this.#server = server;
+  }
+
+  static async start(target: string): Promise<ReplyLosingProxy> {
+    const { hostname, port } = new URL(target);
+    const server = net.createServer();
+    const proxy = new ReplyLosingProxy(server);
+    server.on("connection", (client) => proxy.#pipe(client, hostname || "127.0.0.1", Number(port || 6379)));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
+    return proxy;
+  }
+
+  /** The proxy's address, keeping `target`'s credentials and database. */
+  urlFor(target: string): string {
+    const url = new URL(target);
+    url.hostname = "127.0.0.1";
+    url.port = String((this.#server.address() as net.AddressInfo).port);
+    return url.toString();
+  }
+
+  /** Loses the next reply that comes back from Redis. */
+  loseNextReply(): void {
+    this.#armed = true;
+  }
+
+  async close(): Promise<void> {
+    for (const socket of this.#sockets) socket.destroy();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+
+  #pipe(client: net.Socket, host: string, port: number): void {
+    this.connections++;
+    const upstream = net.connect(port, host);
+    for (const socket of [client, upstream]) {
+      this.#sockets.add(socket);
+      socket.on("close", () => this.#sockets.delete(socket));
+      socket.on("error", () => {
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.on("data", (chunk: Buffer) => {
+      this.sent += chunk.toString("latin1");
+      upstream.write(chunk);
+    });
+    upstream.on("data", (chunk) => {
+      if (this.#armed) {
+        this.#armed = false;
+        this.lostReplies++;
+        client.destroy();
+        upstream.destroy();
+        return;
+      }
+      client.write(chunk);
+    });
+    client.on("close", () => upstream.destroy());
+    upstream.on("close", () => client.destroy());
+  }
+}
