@@ -3,6 +3,8 @@ import { randomUUID } from "node:crypto";
 import net from "node:net";
 import path from "node:path";
 import { Redis } from "ioredis";
+import { compareEnvelopeIds } from "../../lib/source";
+import type { SseFrame } from "../helpers/sse";
 
 /** The Redis the tests use. */
 export const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
@@ -430,4 +432,57 @@ export class ReplyLosingProxy {
     client.on("close", () => upstream.destroy());
     upstream.on("close", () => client.destroy());
   }
+}
+
+// ---- what clients must have received ------------------------------------------------------------
+
+/** A frame or a log entry, in the shape both can be compared in. */
+export interface Delivered {
+  event: string;
+  id: string | undefined;
+  data: unknown;
+}
+
+/** Frames as {@link Delivered}. */
+export function delivered(frames: readonly SseFrame[]): Delivered[] {
+  return frames.map((frame) => ({ event: frame.event, id: frame.id, data: frame.json }));
+}
+
+/** The log entries (of `runIds`, when given) after `afterId`, as the frames that must carry them. */
+export function expectedAfter(log: readonly LogEntry[], afterId: string, runIds?: readonly string[]): Delivered[] {
+  return log
+    .filter(
+      (entry) => compareEnvelopeIds(entry.id, afterId) > 0 && (runIds === undefined || runIds.includes(entry.runId)),
+    )
+    .map((entry) => ({ event: entry.type, id: entry.id, data: entry.data }));
+}
+
+/**
+ * Checks a per-run stream against what was recorded: a snapshot `state` whose id is its
+ * cursor (unless the client resumed after `resumedAfter`), then every envelope of the run
+ * recorded after that, once, in order; the last one is the `complete`.
+ */
+export function expectFullRun(
+  frames: readonly SseFrame[],
+  log: readonly LogEntry[],
+  runId: string,
+  resumedAfter?: string,
+): void {
+  let after = resumedAfter;
+  let rest = delivered(frames);
+  if (after === undefined) {
+    const [snapshot, ...live] = rest;
+    expect(snapshot?.event).toBe("state");
+    expect(snapshot?.id).toEqual(expect.any(String));
+    after = snapshot?.id as string;
+    rest = live;
+  }
+  expect(rest).toEqual(expectedAfter(log, after, [runId]));
+  expect(rest[rest.length - 1]?.event).toBe("complete");
+}
+
+/** Checks the log itself: run `runId` recorded events `seq` 0 .. count-1, each once, in order. */
+export function expectRecordedOnce(log: readonly LogEntry[], runId: string, count: number): void {
+  const seqs = log.filter((entry) => entry.runId === runId && entry.type === "event").map((entry) => entry.data.seq);
+  expect(seqs).toEqual(Array.from({ length: count }, (_, i) => i));
 }
