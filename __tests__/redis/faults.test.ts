@@ -117,7 +117,9 @@ describeRedis("faults while clients watch a run", () => {
         expect(report.message).toMatch(/lost the reader connection to Redis .*reading on after/);
       }
       const writerReport = await d.writer.waitFor((m) => m.type === "source-error");
-      expect(writerReport.message).toMatch(/commands connection to Redis.*reconnecting; writes wait for it and are sent again/);
+      expect(writerReport.message).toMatch(
+        /commands connection to Redis.*reconnecting; writes wait for it and are sent again/,
+      );
     });
   });
 
