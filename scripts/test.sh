@@ -7,5 +7,6 @@ echo "== typecheck"; npx tsc --noEmit -p .
 echo "== lint"; npx biome check .
 echo "== build"; npm run --silent build
 echo "== chromium"; bash scripts/ensure-chromium.sh
+echo "== redis"; bash scripts/ensure-redis.sh
 echo "== tests"; npx jest --detectOpenHandles "$@"
 echo "== package"; bash scripts/check-package.sh
