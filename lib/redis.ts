@@ -77,7 +77,8 @@ export interface RedisRunSourceOptions {
   redis?: Redis;
   /**
    * Prefix of every key, so several deployments share one Redis: `<prefix>:log`,
-   * `<prefix>:run:<id>`, ... (1 to 128 printable characters without spaces).
+   * `<prefix>:run:<id>`, ... (1 to 128 printable characters without spaces). With a client
+   * given as `redis` that has a `keyPrefix`, keys start with that, then this.
    * @default "runcast"
    */
   prefix?: string;
@@ -188,7 +189,14 @@ export class RedisRunSource implements RunEventSource {
   /** Whether our connections get names (`<prefix>:commands`, `<prefix>:reader`, handy in CLIENT LIST): unless the caller named theirs. */
   readonly #named: boolean;
   #reader: Redis | undefined;
-  readonly #keys: { log: string; active: string; finished: string; order: string; runPrefix: string };
+  readonly #keys: {
+    log: string;
+    active: string;
+    finished: string;
+    order: string;
+    runPrefix: string;
+    writePrefix: string;
+  };
   readonly #historySize: number;
   readonly #maxFinishedRuns: number;
   readonly #resendWindowMs: number;
@@ -237,16 +245,21 @@ export class RedisRunSource implements RunEventSource {
     this.#blockMs = positiveInteger("blockMs", options.blockMs, DEFAULT_BLOCK_MS);
     this.#onError =
       options.onError ?? ((error, context) => process.emitWarning(`runcast: ${error.message} (${context.phase})`));
+    // A caller's client may prefix its keys (ioredis `keyPrefix`): ours go under that prefix
+    // too, applied here rather than by ioredis, which would miss the keys the scripts derive.
+    const keyPrefix = options.redis?.options.keyPrefix ?? "";
+    const base = `${keyPrefix}${prefix}`;
     this.#keys = {
-      log: `${prefix}:log`,
-      active: `${prefix}:active`,
-      finished: `${prefix}:finished`,
-      order: `${prefix}:order`,
-      runPrefix: `${prefix}:run:`,
+      log: `${base}:log`,
+      active: `${base}:active`,
+      finished: `${base}:finished`,
+      order: `${base}:order`,
+      runPrefix: `${base}:run:`,
+      writePrefix: `${base}:write:`,
     };
     // RESP2 on our own connections, so replies (XREAD above all) have one shape whatever the
     // caller's client negotiates.
-    const settings = { protocol: 2, replyMapping: "legacy" } as const;
+    const settings = { protocol: 2, replyMapping: "legacy", keyPrefix: "" } as const;
     this.#named = !options.redis?.options.connectionName;
     if (options.redis !== undefined) {
       this.#base = options.redis;
@@ -533,7 +546,7 @@ export class RedisRunSource implements RunEventSource {
     extraKeys: string[],
     args: (string | number)[],
   ): Promise<{ id: string; data: string }> {
-    const writeKey = `${this.prefix}:write:${randomUUID()}`;
+    const writeKey = `${this.#keys.writePrefix}${randomUUID()}`;
     const keys = [this.#keys.log, this.#runKey(runId), writeKey, ...extraKeys];
     const reply = await this.#tracked(this.#scripts[script](keys, [this.#resendWindowMs, this.#historySize, ...args]));
     if (!isStringArray(reply) || reply.length !== 3) throw new Error("runcast/redis: unexpected write reply");
@@ -599,7 +612,12 @@ export class RedisRunSource implements RunEventSource {
   #startReading(): void {
     const generation = ++this.#generation;
     if (this.#reader === undefined) {
-      this.#reader = this.#base.duplicate({ protocol: 2, replyMapping: "legacy", ...this.#name("reader") });
+      this.#reader = this.#base.duplicate({
+        protocol: 2,
+        replyMapping: "legacy",
+        keyPrefix: "",
+        ...this.#name("reader"),
+      });
       this.#watch(this.#reader, "reader");
     }
     const reader = this.#reader;

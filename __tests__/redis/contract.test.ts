@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import path from "node:path";
-import type { Redis } from "ioredis";
+import { Redis } from "ioredis";
 import { RuncastError } from "../../lib/errors";
 import { type EventInput, MemoryRunSource, type RunCompletion, type RunInit, type RunPatch } from "../../lib/memory";
 import { type RedisErrorContext, RedisRunSource, type RedisRunSourceOptions } from "../../lib/redis";
@@ -339,6 +339,24 @@ describeRedis("RedisRunSource", () => {
     } finally {
       await redis.close();
       await proxy.close();
+    }
+  });
+
+  it("keeps its keys under the keyPrefix of a client given as redis", async () => {
+    const client = new Redis(REDIS_URL, { keyPrefix: `${prefix}:app:`, protocol: 2 });
+    try {
+      const redis = source({ redis: client, prefix: "jobs" });
+      const seen = new Collector<Envelope>();
+      const unsubscribe = redis.subscribe(seen.listener);
+      const created = await redis.createRun({ id: "job" });
+      const event = await redis.recordEvent("job", { type: "unit.started" });
+      await seen.until(2);
+      unsubscribe();
+      expect(await redis.snapshot()).toEqual({ states: [created], cursor: event.id });
+      expect(await redis.replay(seen.items[0]?.id as string, "job")).toEqual([event]);
+      expect(await admin.exists(`${prefix}:app:jobs:run:job`, `${prefix}:app:jobs:log`)).toBe(2);
+    } finally {
+      await client.quit();
     }
   });
 
