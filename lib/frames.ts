@@ -50,6 +50,18 @@ export function retryField(ms: number): string {
 /** The heartbeat: an SSE comment line, ignored by clients but keeping proxies and sockets awake. */
 export const HEARTBEAT = ":\n\n";
 
+/**
+ * `text` framed as one HTTP/1.1 chunk (`<hex byte length>\r\n<text>\r\n`), ready to be
+ * written straight to the socket of a response that uses chunked transfer encoding.
+ * `bytes` is `text`'s length in bytes (UTF-8), not in UTF-16 code units.
+ */
+export function httpChunk(text: string, bytes: number): string {
+  return `${bytes.toString(16)}\r\n${text}\r\n`;
+}
+
+/** {@link HEARTBEAT} as an HTTP/1.1 chunk. */
+export const HEARTBEAT_CHUNK = httpChunk(HEARTBEAT, HEARTBEAT.length);
+
 /** Joins frames into one chunk. */
 export function joinFrames(frames: readonly Frame[]): string {
   if (frames.length === 1) return (frames[0] as Frame).text;
@@ -65,6 +77,8 @@ export interface FrameBatch {
   readonly chunk: string;
   /** `chunk`'s length in bytes. */
   readonly bytes: number;
+  /** `chunk` framed as one HTTP/1.1 chunk, for clients written through their socket. */
+  readonly httpChunk: string;
   /** The frames hold the channel's run's `complete`: per-run responses end after them. */
   readonly ends: boolean;
 }

@@ -1,7 +1,7 @@
 import type { ServerResponse } from "node:http";
 import { Channel, Session } from "better-sse";
 import { ResponseConnection } from "./connection";
-import { type Frame, type FrameBatch, joinFrames } from "./frames";
+import { type Frame, type FrameBatch, httpChunk, joinFrames } from "./frames";
 import { Client, type ClientSessionState } from "./wire";
 
 /** Counters a hub keeps; see `SseRouter#stats`. */
@@ -169,10 +169,12 @@ export class Hub {
       channel.pending = [];
       if (channel.sse.sessionCount === 0 && channel.connecting.size === 0) continue;
       const chunk = joinFrames(frames);
+      const bytes = Buffer.byteLength(chunk);
       const batch: FrameBatch = {
         frames,
         chunk,
-        bytes: Buffer.byteLength(chunk),
+        bytes,
+        httpChunk: httpChunk(chunk, bytes),
         ends: channel.runId !== null && frames.some((f) => f.type === "complete" && f.runId === channel.runId),
       };
       for (const client of channel.connecting) client.receive(batch);

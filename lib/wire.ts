@@ -1,6 +1,7 @@
-import type { ServerResponse } from "node:http";
+import { ServerResponse } from "node:http";
+import type { Socket } from "node:net";
 import type { Session } from "better-sse";
-import { type Frame, type FrameBatch, HEARTBEAT } from "./frames";
+import { type Frame, type FrameBatch, HEARTBEAT, HEARTBEAT_CHUNK, httpChunk } from "./frames";
 
 /** What a client's better-sse session carries in its `state`. */
 export interface ClientSessionState {
@@ -29,6 +30,25 @@ export interface ClientOptions {
 }
 
 /**
+ * The socket under `res` when pre-framed HTTP/1.1 chunks written straight to it are
+ * byte-for-byte what `res.write` would send, else `null` (then `res.write` it is). That
+ * holds when the head is out, the response uses chunked transfer encoding (not HTTP/1.0,
+ * not a set Content-Length), no other middleware set a content encoding or wrapped
+ * `res.write` (compression), and `res` buffers nothing of its own that a socket write
+ * would overtake. Writing to the socket skips `res.write`'s per-call framing and
+ * bookkeeping, and the per-response hidden class Express gives every response.
+ */
+function directSocket(res: ServerResponse): Socket | null {
+  const socket = res.socket;
+  if (socket === null || socket.destroyed || !res.headersSent || !res.chunkedEncoding) return null;
+  if (res.write !== ServerResponse.prototype.write || res.getHeader("content-encoding") !== undefined) return null;
+  // Sends the head if `writeHead` was called but nothing written yet, and hands the socket
+  // anything `res` still holds; after that only the socket has unsent bytes.
+  res.flushHeaders();
+  return res.writableLength === socket.writableLength ? socket : null;
+}
+
+/**
  * One SSE client's connection: where its frames are written, the queue that holds live
  * frames while its snapshot or replay is being written, the filter of `?types=`, and the
  * check that cuts it off when it stops reading.
@@ -50,6 +70,8 @@ export class Client {
   #queuedBytes = 0;
   /** Drop frames with ids up to this one: they are already in the snapshot or replay written. */
   #skipThrough: string | undefined;
+  /** Set once live when pre-framed chunks can go straight to the socket (see `directSocket`). */
+  #socket: Socket | null = null;
 
   constructor(res: ServerResponse, options: ClientOptions) {
     this.res = res;
@@ -68,15 +90,25 @@ export class Client {
     return this.#queue !== null;
   }
 
-  /** Bytes written to this client that its socket has not sent yet. */
+  /** Whether this client's frames go straight to its socket rather than through `res.write`. */
+  get writesToSocket(): boolean {
+    return this.#socket !== null;
+  }
+
+  /**
+   * Bytes written to this client that its socket has not sent yet. On the socket path that is
+   * the socket's own count: `res.write`'s return value, `writableNeedDrain` and `drain` of
+   * the response do not see writes made to its socket.
+   */
   get backlog(): number {
-    return this.res.writableLength;
+    return this.#socket !== null ? this.#socket.writableLength : this.res.writableLength;
   }
 
   /** Writes raw SSE text. */
   write(text: string): void {
     if (this.closed || text.length === 0) return;
-    this.res.write(text);
+    if (this.#socket !== null) this.#socket.write(httpChunk(text, Buffer.byteLength(text)));
+    else this.res.write(text);
   }
 
   /** Delivers one tick's frames of its channel. */
@@ -97,7 +129,8 @@ export class Client {
       return;
     }
     if (this.takesSharedChunk) {
-      this.res.write(batch.chunk);
+      if (this.#socket !== null) this.#socket.write(batch.httpChunk);
+      else this.res.write(batch.chunk);
       this.#options.hooks.onSent(batch.frames.length, batch.bytes);
     } else {
       this.#writeSelected(batch.frames);
@@ -112,7 +145,8 @@ export class Client {
       this.cutOff();
       return;
     }
-    this.res.write(HEARTBEAT);
+    if (this.#socket !== null) this.#socket.write(HEARTBEAT_CHUNK);
+    else this.res.write(HEARTBEAT);
   }
 
   /**
@@ -145,8 +179,12 @@ export class Client {
       return;
     }
     this.#writeSelected(queued);
-    if (queued.some((frame) => this.#ends(frame))) this.end();
-    else this.#options.hooks.onLive(this);
+    if (queued.some((frame) => this.#ends(frame))) {
+      this.end();
+      return;
+    }
+    if (!this.closed) this.#socket = directSocket(this.res);
+    this.#options.hooks.onLive(this);
   }
 
   /** Finishes the response normally (the run completed). */
@@ -205,8 +243,10 @@ export class Client {
       count++;
     }
     if (count === 0) return;
-    this.res.write(text);
-    this.#options.hooks.onSent(count, Buffer.byteLength(text));
+    const bytes = Buffer.byteLength(text);
+    if (this.#socket !== null) this.#socket.write(httpChunk(text, bytes));
+    else this.res.write(text);
+    this.#options.hooks.onSent(count, bytes);
   }
 
   #drained(): Promise<void> {

@@ -1,0 +1,96 @@
+/** Starting the benchmark's child processes and talking to them over IPC. */
+import { type ChildProcess, spawn } from "node:child_process";
+import { join } from "node:path";
+import type { Envelope, ListeningMessage, Reply } from "./protocol";
+
+/** Open file descriptors asked for in each child: 10,000 sockets need more than many defaults allow. */
+const FD_LIMIT = 65536;
+
+/** A child process of the benchmark, answering requests over IPC. */
+export class Child<Req extends { cmd: string }, Replies extends { [K in Req["cmd"]]: unknown }> {
+  readonly #process: ChildProcess;
+  readonly #pending = new Map<number, { resolve: (body: unknown) => void; reject: (error: Error) => void }>();
+  #nextId = 1;
+  #exited = false;
+
+  private constructor(child: ChildProcess) {
+    this.#process = child;
+    child.on("message", (message: Reply | ListeningMessage) => {
+      if (!("id" in message)) return;
+      const pending = this.#pending.get(message.id);
+      if (pending === undefined) return;
+      this.#pending.delete(message.id);
+      if (message.ok) pending.resolve(message.body);
+      else pending.reject(new Error(message.error));
+    });
+    child.on("exit", (code, signal) => {
+      this.#exited = true;
+      for (const pending of this.#pending.values()) pending.reject(new Error(`child exited (${code ?? signal})`));
+      this.#pending.clear();
+    });
+  }
+
+  /**
+   * Starts `node <script> ...args` through a shell that first raises its file descriptor
+   * limit as far as allowed, and resolves with the port it reports once ready.
+   */
+  static async start<Req extends { cmd: string }, Replies extends { [K in Req["cmd"]]: unknown }>(
+    script: string,
+    args: readonly string[],
+    nodeFlags: readonly string[] = [],
+  ): Promise<{ child: Child<Req, Replies>; port: number }> {
+    const node = [process.execPath, ...nodeFlags, "-r", "ts-node/register/transpile-only", join(__dirname, script)];
+    const raise = `ulimit -n ${FD_LIMIT} 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@"`;
+    const proc = spawn("/bin/sh", ["-c", raise, "sh", ...node, ...args], {
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+      cwd: join(__dirname, ".."),
+    });
+    const child = new Child<Req, Replies>(proc);
+    const port = await new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${script} did not start`)), 30_000);
+      proc.on("message", (message: Reply | ListeningMessage) => {
+        if ("listening" in message) {
+          clearTimeout(timer);
+          resolve(message.listening);
+        }
+      });
+      proc.on("exit", (code) => {
+        clearTimeout(timer);
+        reject(new Error(`${script} exited with ${code}`));
+      });
+    });
+    return { child, port };
+  }
+
+  /** Sends a request and resolves with its reply; rejects after `timeoutMs`. */
+  request<K extends Req["cmd"]>(body: Extract<Req, { cmd: K }>, timeoutMs = 120_000): Promise<Replies[K]> {
+    if (this.#exited) return Promise.reject(new Error("child exited"));
+    const id = this.#nextId++;
+    return new Promise<Replies[K]>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(id);
+        reject(new Error(`${body.cmd} timed out after ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.#pending.set(id, {
+        resolve: (value) => {
+          clearTimeout(timer);
+          resolve(value as Replies[K]);
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      });
+      this.#process.send({ id, body } satisfies Envelope<Req>);
+    });
+  }
+
+  /** Stops the child and resolves once it exited. */
+  stop(): Promise<void> {
+    if (this.#exited) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#process.once("exit", () => resolve());
+      this.#process.kill("SIGKILL");
+    });
+  }
+}

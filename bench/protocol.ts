@@ -1,0 +1,129 @@
+/**
+ * What the benchmark's processes say to each other over their IPC channels, and the
+ * event every server broadcasts.
+ */
+
+/** The servers compared. */
+export const SERVER_KINDS = ["handwritten", "runcast", "better-sse"] as const;
+/** One of the servers compared. */
+export type ServerKind = (typeof SERVER_KINDS)[number];
+
+/** The run every runcast client watches. */
+export const RUN_ID = "run_bench";
+
+/** The stream path of each server. */
+export const STREAM_PATH: Record<ServerKind, string> = {
+  handwritten: "/stream",
+  runcast: `/api/runs/${RUN_ID}/stream`,
+  "better-sse": "/stream",
+};
+
+/** A benchmark run event: a realistic progress event plus its sequence number and send time. */
+export interface BenchEvent {
+  type: string;
+  run_id: string;
+  unit: string;
+  ts: string;
+  /** Sequence number; `"seq":` is the marker the load clients count. */
+  seq: number;
+  /** Wall-clock send time in ms (sub-ms precision), for delivery latency. */
+  sent: number;
+  completed_units: number;
+  total_units: number;
+  attempt: number;
+  message: string;
+  [key: string]: unknown;
+}
+
+/** Wall-clock time in ms with sub-millisecond precision, comparable across processes. */
+export function wallClock(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+const UNITS = ["auth-service", "billing-worker", "search-indexer", "notifications", "media-transcoder"];
+
+/** A ~220-byte run event (serialized), as a job daemon would record it. */
+export function benchEvent(seq: number): BenchEvent {
+  const done = seq % 1000;
+  return {
+    type: "unit.progress",
+    run_id: RUN_ID,
+    unit: UNITS[seq % UNITS.length] as string,
+    ts: new Date().toISOString(),
+    seq,
+    sent: wallClock(),
+    completed_units: done,
+    total_units: 1000,
+    attempt: 1,
+    message: `compiled ${done} of 1000 modules in the build cache`,
+  };
+}
+
+/** Requests from the orchestrator to a server process. */
+export type ServerRequest =
+  /** Collect garbage, then report memory. */
+  | { cmd: "memory" }
+  /** Broadcast `k` events per event-loop tick for `durationMs`, holding back while sampled clients lag. */
+  | { cmd: "blast"; k: number; durationMs: number; governorBytes: number }
+  /** Broadcast `count` events, one every `intervalMs`. */
+  | { cmd: "paced"; count: number; intervalMs: number }
+  /** Connected clients and clients cut off. */
+  | { cmd: "stats" };
+
+/** Answers of a server process, by request. */
+export interface ServerReplies {
+  memory: { rss: number; heapUsed: number };
+  blast: { broadcasts: number; startedAt: number; endedAt: number; cpuMs: number };
+  paced: { broadcasts: number };
+  stats: { clients: number; cutOffs: number };
+}
+
+/** Requests from the orchestrator to the load process. */
+export type LoadRequest =
+  /** Opens `count` SSE connections, at most `concurrency` at a time still waiting for their head. */
+  | { cmd: "connect"; port: number; path: string; count: number; concurrency: number }
+  /** Zeroes every connection's event count; `latency` also records delivery latencies from now on. */
+  | { cmd: "reset"; latency: boolean }
+  /** Waits until every connection counted `events` events since the reset, or `timeoutMs` passed. */
+  | { cmd: "await"; events: number; timeoutMs: number }
+  /** Closes every connection. */
+  | { cmd: "disconnect" };
+
+/** Answers of the load process, by request. */
+export interface LoadReplies {
+  connect: { connected: number; failed: number; acceptMs: number };
+  reset: Record<string, never>;
+  await: {
+    /** Whether every open connection got every event. */
+    complete: boolean;
+    /** Wall-clock time of the last event counted. */
+    lastEventAt: number;
+    total: number;
+    minPerConnection: number;
+    closed: number;
+    /** CPU time the load process used since the reset. */
+    cpuMs: number;
+    /** Latency percentiles in ms, when recorded since the reset. */
+    latency: { p50: number; p99: number; samples: number } | null;
+  };
+  disconnect: Record<string, never>;
+}
+
+/** A message carrying a request, tagged so its reply can be matched. */
+export interface Envelope<T> {
+  id: number;
+  body: T;
+}
+
+/** A reply to the request with the same id. */
+export interface Reply {
+  id: number;
+  ok: boolean;
+  body?: unknown;
+  error?: string;
+}
+
+/** What a server process sends once it listens. */
+export interface ListeningMessage {
+  listening: number;
+}

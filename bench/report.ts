@@ -1,0 +1,161 @@
+/** Summaries and tables of benchmark results. */
+import { SERVER_KINDS, type ServerKind } from "./protocol";
+
+/** Delivery at saturation in one load shape. */
+export interface Saturation {
+  /** Broadcasts issued per event-loop tick. */
+  k: number;
+  broadcasts: number;
+  /** Events delivered per second, summed over clients. */
+  eventsPerSec: number;
+  /** Every client got every broadcast. */
+  complete: boolean;
+  /** Share of one core the server and the load process used during the blast. */
+  serverCpu: number;
+  loadCpu: number;
+}
+
+/** Everything measured of one server at one client count in one rep. */
+export interface Trial {
+  server: ServerKind;
+  clients: number;
+  rep: number;
+  connectFailures: number;
+  /** Time for all clients to connect and receive the stream's head. */
+  acceptMs: number;
+  rssPerConnection: number;
+  heapPerConnection: number;
+  latency: { p50: number; p99: number; samples: number; complete: boolean };
+  saturation: Saturation[];
+  cutOffs: number;
+  /** Every client stayed connected and received every event of every phase. */
+  allDelivered: boolean;
+}
+
+/** The figures compared, with how to read them off a trial. */
+export const FIGURES = {
+  k1: (t: Trial) => t.saturation.find((s) => s.k === 1)?.eventsPerSec ?? Number.NaN,
+  k10: (t: Trial) => t.saturation.find((s) => s.k === 10)?.eventsPerSec ?? Number.NaN,
+  p50: (t: Trial) => t.latency.p50,
+  p99: (t: Trial) => t.latency.p99,
+  rss: (t: Trial) => t.rssPerConnection,
+  heap: (t: Trial) => t.heapPerConnection,
+  accept: (t: Trial) => t.acceptMs,
+} as const;
+/** A figure's name. */
+export type Figure = keyof typeof FIGURES;
+
+/** A figure's median over reps, and the median of its ratios to another server in the same rep. */
+export interface Compared {
+  value: number;
+  vsHandwritten: number;
+  vsBetterSse: number;
+}
+
+/** One server at one client count, over all reps. */
+export interface Row {
+  server: ServerKind;
+  clients: number;
+  reps: number;
+  allDelivered: boolean;
+  cutOffs: number;
+  figures: Record<Figure, Compared>;
+}
+
+export function median(values: readonly number[]): number {
+  const sorted = values.filter((v) => !Number.isNaN(v)).sort((a, b) => a - b);
+  if (sorted.length === 0) return Number.NaN;
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+/** Medians per server and client count, with ratios computed rep by rep. */
+export function summarize(trials: readonly Trial[]): Row[] {
+  const rows: Row[] = [];
+  const counts = [...new Set(trials.map((t) => t.clients))].sort((a, b) => a - b);
+  for (const clients of counts) {
+    for (const server of SERVER_KINDS) {
+      const mine = trials.filter((t) => t.server === server && t.clients === clients);
+      if (mine.length === 0) continue;
+      const figures = {} as Record<Figure, Compared>;
+      for (const [name, read] of Object.entries(FIGURES) as [Figure, (t: Trial) => number][]) {
+        const ratio = (other: ServerKind): number =>
+          median(
+            mine.map((t) => {
+              const base = trials.find((b) => b.server === other && b.clients === clients && b.rep === t.rep);
+              return base === undefined ? Number.NaN : read(t) / read(base);
+            }),
+          );
+        figures[name] = {
+          value: median(mine.map(read)),
+          vsHandwritten: ratio("handwritten"),
+          vsBetterSse: ratio("better-sse"),
+        };
+      }
+      rows.push({
+        server,
+        clients,
+        reps: mine.length,
+        allDelivered: mine.every((t) => t.allDelivered),
+        cutOffs: mine.reduce((sum, t) => sum + t.cutOffs, 0),
+        figures,
+      });
+    }
+  }
+  return rows;
+}
+
+function rate(value: number): string {
+  if (Number.isNaN(value)) return "-";
+  if (value >= 1e6) return `${(value / 1e6).toFixed(2)}M`;
+  if (value >= 1e3) return `${(value / 1e3).toFixed(0)}k`;
+  return value.toFixed(0);
+}
+
+function ratio(value: number): string {
+  return Number.isNaN(value) ? "" : ` (${value.toFixed(2)}x)`;
+}
+
+function kb(bytes: number): string {
+  return Number.isNaN(bytes) ? "-" : `${(bytes / 1024).toFixed(1)} KB`;
+}
+
+/** The results as a Markdown table; ratios are to the hand-written server of the same rep. */
+export function table(rows: readonly Row[]): string {
+  const lines = [
+    "| clients | server | K=1 events/s | K=10 events/s | p50 ms | p99 ms | RSS/conn | heap/conn | accept all | every event |",
+    "|---:|---|---:|---:|---:|---:|---:|---:|---:|:---:|",
+  ];
+  for (const row of rows) {
+    const f = row.figures;
+    const base = row.server === "handwritten";
+    const r = (c: Compared): string => (base ? "" : ratio(c.vsHandwritten));
+    lines.push(
+      `| ${row.clients} | ${row.server} | ${rate(f.k1.value)}${r(f.k1)} | ${rate(f.k10.value)}${r(f.k10)} | ` +
+        `${f.p50.value.toFixed(1)}${r(f.p50)} | ${f.p99.value.toFixed(1)}${r(f.p99)} | ` +
+        `${kb(f.rss.value)}${r(f.rss)} | ${kb(f.heap.value)}${r(f.heap)} | ` +
+        `${(f.accept.value / 1000).toFixed(2)} s${r(f.accept)} | ${row.allDelivered ? "yes" : "NO"}${row.cutOffs > 0 ? ` (${row.cutOffs} cut off)` : ""} |`,
+    );
+  }
+  return lines.join("\n");
+}
+
+/** runcast against the others, per client count: the figures the targets are stated in. */
+export function headline(rows: readonly Row[]): string {
+  const lines = [
+    "| clients | K=1 vs hand-written | K=10 vs hand-written | best shape vs better-sse | p99 vs hand-written | RSS/conn vs hand-written | heap/conn vs hand-written |",
+    "|---:|---:|---:|---:|---:|---:|---:|",
+  ];
+  for (const row of rows) {
+    if (row.server !== "runcast") continue;
+    const f = row.figures;
+    const best = Math.max(f.k1.vsBetterSse, f.k10.vsBetterSse);
+    const x = (v: number): string => (Number.isNaN(v) ? "-" : `${v.toFixed(2)}x`);
+    lines.push(
+      `| ${row.clients} | ${x(f.k1.vsHandwritten)} | ${x(f.k10.vsHandwritten)} | ${x(best)} | ${x(f.p99.vsHandwritten)} | ${x(f.rss.vsHandwritten)} | ${x(f.heap.vsHandwritten)} |`,
+    );
+  }
+  return lines.join("\n");
+}

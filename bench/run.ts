@@ -1,0 +1,232 @@
+/**
+ * The fan-out benchmark: runcast, a hand-written `node:http` server and plain better-sse,
+ * each in its own process, driven by one load process, on 127.0.0.1. Run it with
+ * `npm run bench`; see BENCHMARKS.md for what it measures and the settings below.
+ *
+ * Environment:
+ * - `BENCH_SMOKE=1`: a few clients, short phases, one rep (a check that it works).
+ * - `BENCH_CLIENTS=100,1000`: client counts (default 100,1000,5000,10000).
+ * - `BENCH_REPS=3`: reps per server and count (default 2); servers alternate within a rep.
+ * - `BENCH_SERVERS=runcast,handwritten`: servers to run (the hand-written one is the baseline of every ratio).
+ * - `BENCH_OUT=file.json`: where to write the JSON (default bench/results/<time>.json and latest.json).
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
+import { dirname, join } from "node:path";
+import { Child } from "./children";
+import {
+  type LoadReplies,
+  type LoadRequest,
+  SERVER_KINDS,
+  type ServerKind,
+  type ServerReplies,
+  type ServerRequest,
+  STREAM_PATH,
+} from "./protocol";
+import { headline, type Saturation, summarize, type Trial, table } from "./report";
+
+/** Settings of one benchmark run. */
+interface Settings {
+  clients: number[];
+  reps: number;
+  servers: ServerKind[];
+  /** Length of a measured blast, and of the unmeasured one before it. */
+  blastMs: number;
+  warmupMs: number;
+  /** Unsent bytes a sampled client may hold before the blast waits for it. */
+  governorBytes: number;
+  /** Events sent at a steady rate for the latency figures, and their interval. */
+  latencyEvents: number;
+  latencyIntervalMs: number;
+  /** Connections opening at once. */
+  concurrency: number;
+  /** Load shapes: broadcasts per tick. */
+  shapes: number[];
+}
+
+const SMOKE = process.env.BENCH_SMOKE === "1";
+
+function list(value: string | undefined): string[] | undefined {
+  return value === undefined || value.trim() === "" ? undefined : value.split(",").map((s) => s.trim());
+}
+
+function settings(): Settings {
+  const servers = (list(process.env.BENCH_SERVERS) ?? [...SERVER_KINDS]) as ServerKind[];
+  for (const s of servers) if (!SERVER_KINDS.includes(s)) throw new Error(`unknown server ${s}`);
+  const clients = list(process.env.BENCH_CLIENTS)?.map(Number) ?? (SMOKE ? [4] : [100, 1000, 5000, 10000]);
+  return {
+    clients,
+    reps: Number(process.env.BENCH_REPS ?? (SMOKE ? 1 : 2)),
+    servers: servers.includes("handwritten") ? servers : ["handwritten", ...servers],
+    blastMs: SMOKE ? 200 : 2000,
+    warmupMs: SMOKE ? 100 : 500,
+    governorBytes: 64 * 1024,
+    latencyEvents: SMOKE ? 5 : 30,
+    latencyIntervalMs: SMOKE ? 20 : 100,
+    concurrency: 256,
+    shapes: [1, 10],
+  };
+}
+
+type Server = Child<ServerRequest, ServerReplies>;
+type Load = Child<LoadRequest, LoadReplies>;
+
+function log(message: string): void {
+  process.stderr.write(`${message}\n`);
+}
+
+/** Resets the counts, runs `send`, and waits until every client got `events(sent)` events. */
+async function deliver<T>(
+  load: Load,
+  latency: boolean,
+  send: () => Promise<T>,
+  events: (sent: T) => number,
+): Promise<{ sent: T; got: LoadReplies["await"] }> {
+  await load.request({ cmd: "reset", latency });
+  const sent = await send();
+  const got = await load.request({ cmd: "await", events: events(sent), timeoutMs: 60_000 });
+  return { sent, got };
+}
+
+async function trial(kind: ServerKind, clients: number, rep: number, s: Settings): Promise<Trial> {
+  const started = await Promise.all([
+    Child.start<ServerRequest, ServerReplies>("server.ts", [kind], ["--expose-gc"]),
+    Child.start<LoadRequest, LoadReplies>("load.ts", []),
+  ]);
+  const [{ child: server, port }, { child: load }] = started as [{ child: Server; port: number }, { child: Load }];
+  try {
+    const before = await server.request({ cmd: "memory" });
+    const connected = await load.request({
+      cmd: "connect",
+      port,
+      path: STREAM_PATH[kind],
+      count: clients,
+      concurrency: s.concurrency,
+    });
+    // One event to everyone: every client is live before anything is measured.
+    const first = await deliver(
+      load,
+      false,
+      () => server.request({ cmd: "paced", count: 1, intervalMs: 0 }),
+      (r) => r.broadcasts,
+    );
+    const after = await server.request({ cmd: "memory" });
+    let allDelivered = connected.failed === 0 && first.got.complete;
+
+    const paced = await deliver(
+      load,
+      true,
+      () => server.request({ cmd: "paced", count: s.latencyEvents, intervalMs: s.latencyIntervalMs }),
+      (r) => r.broadcasts,
+    );
+    allDelivered &&= paced.got.complete;
+
+    const saturation: Saturation[] = [];
+    for (const k of s.shapes) {
+      const blast = (durationMs: number) => () =>
+        server.request({ cmd: "blast", k, durationMs, governorBytes: s.governorBytes });
+      const warm = await deliver(load, false, blast(s.warmupMs), (r) => r.broadcasts);
+      const run = await deliver(load, false, blast(s.blastMs), (r) => r.broadcasts);
+      const seconds = (run.got.lastEventAt - run.sent.startedAt) / 1000;
+      saturation.push({
+        k,
+        broadcasts: run.sent.broadcasts,
+        eventsPerSec: run.got.total / seconds,
+        complete: run.got.complete,
+        serverCpu: run.sent.cpuMs / (run.sent.endedAt - run.sent.startedAt),
+        loadCpu: run.got.cpuMs / (run.got.lastEventAt - run.sent.startedAt),
+      });
+      allDelivered &&= warm.got.complete && run.got.complete;
+    }
+    const stats = await server.request({ cmd: "stats" });
+    return {
+      server: kind,
+      clients,
+      rep,
+      connectFailures: connected.failed,
+      acceptMs: connected.acceptMs,
+      rssPerConnection: (after.rss - before.rss) / clients,
+      heapPerConnection: (after.heapUsed - before.heapUsed) / clients,
+      latency: {
+        p50: paced.got.latency?.p50 ?? Number.NaN,
+        p99: paced.got.latency?.p99 ?? Number.NaN,
+        samples: paced.got.latency?.samples ?? 0,
+        complete: paced.got.complete,
+      },
+      saturation,
+      cutOffs: stats.cutOffs,
+      allDelivered,
+    };
+  } finally {
+    await Promise.all([server.stop(), load.stop()]);
+  }
+}
+
+function describe(t: Trial): string {
+  const sat = t.saturation
+    .map(
+      (x) =>
+        `K=${x.k} ${(x.eventsPerSec / 1000).toFixed(0)}k/s (cpu ${x.serverCpu.toFixed(2)} server, ${x.loadCpu.toFixed(2)} load)`,
+    )
+    .join(", ");
+  return (
+    `${t.server} N=${t.clients} rep ${t.rep}: ${sat}, p50/p99 ${t.latency.p50.toFixed(1)}/${t.latency.p99.toFixed(1)} ms, ` +
+    `${(t.rssPerConnection / 1024).toFixed(1)}/${(t.heapPerConnection / 1024).toFixed(1)} KB rss/heap per conn, ` +
+    `accept ${(t.acceptMs / 1000).toFixed(2)} s, ${t.allDelivered ? "all delivered" : "NOT ALL DELIVERED"}`
+  );
+}
+
+async function main(): Promise<void> {
+  const s = settings();
+  const machine = {
+    cpus: cpus().length,
+    cpu: cpus()[0]?.model ?? "unknown",
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    platform: `${process.platform} ${process.arch}`,
+  };
+  log(`runcast fan-out benchmark: ${JSON.stringify({ ...s, machine })}`);
+  const trials: Trial[] = [];
+  const began = Date.now();
+  for (let rep = 1; rep <= s.reps; rep++) {
+    for (const clients of s.clients) {
+      // Rotate the order every rep, so no server always runs first on a warm or cold machine.
+      const order = s.servers.map((_, i) => s.servers[(i + rep - 1) % s.servers.length] as ServerKind);
+      for (const kind of order) {
+        const t = await trial(kind, clients, rep, s);
+        trials.push(t);
+        log(describe(t));
+      }
+    }
+  }
+  const rows = summarize(trials);
+  const result = {
+    date: new Date().toISOString(),
+    machine,
+    settings: s,
+    smoke: SMOKE,
+    durationSec: (Date.now() - began) / 1000,
+    rows,
+    trials,
+  };
+  const out = process.env.BENCH_OUT;
+  if (out !== undefined && out !== "") {
+    mkdirSync(dirname(out), { recursive: true });
+    writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
+  } else {
+    const dir = join(__dirname, "results");
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, `${result.date.replace(/[:.]/g, "-")}.json`);
+    writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+    writeFileSync(join(dir, "latest.json"), `${JSON.stringify(result, null, 2)}\n`);
+    log(`wrote ${file}`);
+  }
+  process.stdout.write(
+    `\n${table(rows)}\n\nruncast against the others (medians of per-rep ratios):\n\n${headline(rows)}\n`,
+  );
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});

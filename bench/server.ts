@@ -1,0 +1,130 @@
+/**
+ * A server process of the benchmark: `node bench/server.ts <kind>`. Listens on 127.0.0.1,
+ * reports its port, then broadcasts when the orchestrator asks.
+ */
+import type { ServerResponse } from "node:http";
+import {
+  benchEvent,
+  type Envelope,
+  type ListeningMessage,
+  type Reply,
+  SERVER_KINDS,
+  type ServerKind,
+  type ServerReplies,
+  type ServerRequest,
+  wallClock,
+} from "./protocol";
+import type { Fanout } from "./servers/types";
+
+/** How many responses the load governor looks at per tick. */
+const GOVERNOR_SAMPLES = 64;
+
+function load(kind: ServerKind): Fanout {
+  // Loaded on demand so each process only holds the server it runs.
+  switch (kind) {
+    case "handwritten":
+      return (require("./servers/handwritten") as typeof import("./servers/handwritten")).createFanout();
+    case "runcast":
+      return (require("./servers/runcast") as typeof import("./servers/runcast")).createFanout();
+    case "better-sse":
+      return (require("./servers/better-sse") as typeof import("./servers/better-sse")).createFanout();
+  }
+}
+
+/**
+ * Whether the clients keep up: none of an evenly spread sample of responses holds more
+ * than `limit` unsent bytes. The same check throttles every server, so a blast measures
+ * what each one delivers without growing its buffers without bound.
+ */
+function keepingUp(responses: readonly ServerResponse[], limit: number): boolean {
+  const stride = Math.max(1, Math.floor(responses.length / GOVERNOR_SAMPLES));
+  for (let i = 0; i < responses.length; i += stride) {
+    const res = responses[i] as ServerResponse;
+    if (!res.destroyed && res.writableLength > limit) return false;
+  }
+  return true;
+}
+
+function collectGarbage(): void {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc === undefined) throw new Error("run the server with --expose-gc");
+  for (let i = 0; i < 4; i++) gc();
+}
+
+async function main(): Promise<void> {
+  const kind = process.argv[2] as ServerKind;
+  if (!SERVER_KINDS.includes(kind)) throw new Error(`unknown server ${kind}`);
+  const fanout = load(kind);
+  let seq = 0;
+
+  const handlers: {
+    [K in ServerRequest["cmd"]]: (req: Extract<ServerRequest, { cmd: K }>) => Promise<ServerReplies[K]>;
+  } = {
+    memory: async () => {
+      // Let pending writes and timers settle before measuring.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      collectGarbage();
+      const { rss, heapUsed } = process.memoryUsage();
+      return { rss, heapUsed };
+    },
+    blast: ({ k, durationMs, governorBytes }) =>
+      new Promise((resolve) => {
+        const startedAt = wallClock();
+        const cpu = process.cpuUsage();
+        const until = startedAt + durationMs;
+        let broadcasts = 0;
+        const tick = (): void => {
+          if (wallClock() >= until) {
+            const used = process.cpuUsage(cpu);
+            resolve({ broadcasts, startedAt, endedAt: wallClock(), cpuMs: (used.user + used.system) / 1000 });
+            return;
+          }
+          if (!keepingUp(fanout.responses, governorBytes)) {
+            // Sleep rather than spin: on two cores a spinning server takes CPU from the clients.
+            setTimeout(tick, 1);
+            return;
+          }
+          for (let i = 0; i < k; i++) fanout.publish(benchEvent(++seq));
+          broadcasts += k;
+          setImmediate(tick);
+        };
+        setImmediate(tick);
+      }),
+    paced: ({ count, intervalMs }) =>
+      new Promise((resolve) => {
+        const startedAt = wallClock();
+        let broadcasts = 0;
+        const next = (): void => {
+          fanout.publish(benchEvent(++seq));
+          broadcasts++;
+          if (broadcasts >= count) {
+            resolve({ broadcasts });
+            return;
+          }
+          setTimeout(next, Math.max(0, startedAt + broadcasts * intervalMs - wallClock()));
+        };
+        next();
+      }),
+    stats: async () => ({ clients: fanout.clients(), cutOffs: fanout.cutOffs() }),
+  };
+
+  process.on("message", (message: Envelope<ServerRequest>) => {
+    const handler = handlers[message.body.cmd] as (req: ServerRequest) => Promise<unknown>;
+    handler(message.body).then(
+      (body) => process.send?.({ id: message.id, ok: true, body } satisfies Reply),
+      (error: unknown) => process.send?.({ id: message.id, ok: false, error: String(error) } satisfies Reply),
+    );
+  });
+  process.on("disconnect", () => process.exit(0));
+
+  fanout.server.listen({ host: "127.0.0.1", port: 0, backlog: 4096 }, () => {
+    const address = fanout.server.address();
+    const port = typeof address === "object" && address !== null ? address.port : 0;
+    process.send?.({ listening: port } satisfies ListeningMessage);
+  });
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});

@@ -1,0 +1,16 @@
+import type { Server, ServerResponse } from "node:http";
+import type { BenchEvent } from "../protocol";
+
+/** One server under test, as the benchmark drives it. */
+export interface Fanout {
+  /** The HTTP server, not yet listening. */
+  readonly server: Server;
+  /** Every stream response accepted, for the load governor; closed ones stay listed. */
+  readonly responses: ServerResponse[];
+  /** Broadcasts one event to every client, the way a user of this server would. */
+  publish(event: BenchEvent): void;
+  /** Clients connected now. */
+  clients(): number;
+  /** Clients the server disconnected for falling behind. */
+  cutOffs(): number;
+}
