@@ -378,12 +378,14 @@ export class RedisRunSource implements RunEventSource {
 
   // ---- reader side (RunEventSource) -----------------------------------------------------
 
+  /** The run's current state (terminal once it finished), or `undefined` when unknown or forgotten. */
   async getRun(runId: string): Promise<RunState | undefined> {
     if (!isValidRunId(runId)) return undefined;
     const json = await this.#commands.hget(this.#runKey(runId), "state");
     return json === null ? undefined : (this.#parseJson(json) as RunState);
   }
 
+  /** The active runs, in creation order. */
   async listRuns(): Promise<RunState[]> {
     return (await this.snapshot()).states;
   }
@@ -407,6 +409,7 @@ export class RedisRunSource implements RunEventSource {
     };
   }
 
+  /** A finished run's `complete` envelope, id included; `undefined` while it is active or when unknown. */
   async getCompletion(runId: string): Promise<Envelope | undefined> {
     if (!isValidRunId(runId)) return undefined;
     const [state, id] = await this.#commands.hmget(this.#runKey(runId), "state", "complete");
@@ -454,6 +457,7 @@ export class RedisRunSource implements RunEventSource {
     };
   }
 
+  /** Orders envelope ids (Redis stream ids) numerically. */
   compareIds(a: string, b: string): number {
     return compareEnvelopeIds(a, b);
   }
@@ -616,6 +620,8 @@ export class RedisRunSource implements RunEventSource {
         protocol: 2,
         replyMapping: "legacy",
         keyPrefix: "",
+        // A command timeout shorter than blockMs would fail every idle XREAD.
+        commandTimeout: undefined,
         ...this.#name("reader"),
       });
       this.#watch(this.#reader, "reader");
