@@ -208,8 +208,8 @@ export class RedisRunSource implements RunEventSource {
   #generation = 0;
   /** Where the current read loop starts: the stream's last id when the first listener came. */
   #start: { generation: number; id: Promise<string> } | undefined;
-  /** The id of the last envelope delivered to listeners. */
-  #lastDelivered: string | undefined;
+  /** The id the live reader reads after: its start, then the last entry it took. */
+  #position: string | undefined;
   readonly #timers = new Set<{ timer: NodeJS.Timeout; wake: () => void }>();
   /** Writes not answered yet, rejected by `close()` when their connection is down. */
   readonly #inFlight = new Set<(error: Error) => void>();
@@ -519,6 +519,7 @@ export class RedisRunSource implements RunEventSource {
         ? "reconnecting; writes wait for it and are sent again, recorded once"
         : "reconnecting, then reading on after the last envelope delivered, so nothing is lost or repeated";
     connection.on("ready", () => {
+      if (reported && role === "reader") void this.#checkPosition();
       reported = false;
     });
     connection.on("error", (error: Error) => {
@@ -534,8 +535,7 @@ export class RedisRunSource implements RunEventSource {
     connection.on("close", () => {
       if (reported || this.#closing !== undefined) return;
       reported = true;
-      const where =
-        role === "reader" && this.#lastDelivered !== undefined ? ` (last delivered ${this.#lastDelivered})` : "";
+      const where = role === "reader" && this.#position !== undefined ? ` (reading after ${this.#position})` : "";
       this.#report(new Error(`runcast/redis: lost the ${role} connection to Redis${where}; ${next}`), {
         phase: "connection",
         connection: role,
@@ -615,6 +615,7 @@ export class RedisRunSource implements RunEventSource {
 
   #startReading(): void {
     const generation = ++this.#generation;
+    this.#position = undefined;
     if (this.#reader === undefined) {
       this.#reader = this.#base.duplicate({
         protocol: 2,
@@ -653,10 +654,11 @@ export class RedisRunSource implements RunEventSource {
   }
 
   async #readLoop(generation: number, reader: Redis): Promise<void> {
-    let after: string | undefined;
     while (generation === this.#generation) {
       try {
-        after ??= await this.#startId(generation);
+        const start = await this.#startId(generation);
+        if (generation !== this.#generation) return;
+        this.#position ??= start;
         // ioredis re-sends this command unchanged when the connection drops before the
         // reply, so the read resumes exactly after `after`.
         const reply: unknown = await reader.xread(
@@ -666,11 +668,11 @@ export class RedisRunSource implements RunEventSource {
           this.#blockMs,
           "STREAMS",
           this.#keys.log,
-          after,
+          this.#position,
         );
         if (generation !== this.#generation) return;
         for (const entry of entriesOf(reply)) {
-          after = entry[0];
+          this.#position = entry[0];
           const envelope = this.#envelopeOf(entry);
           if (envelope !== undefined) this.#deliver(envelope);
         }
@@ -679,7 +681,7 @@ export class RedisRunSource implements RunEventSource {
         const message = error instanceof Error ? error.message : String(error);
         this.#report(
           new Error(
-            `runcast/redis: reading the envelope stream failed (${message}); trying again after ${after ?? "the start"}`,
+            `runcast/redis: reading the envelope stream failed (${message}); trying again after ${this.#position ?? "its start"}`,
             { cause: error },
           ),
           { phase: "read", connection: "reader" },
@@ -689,8 +691,28 @@ export class RedisRunSource implements RunEventSource {
     }
   }
 
+  /**
+   * After an outage of the reader: reports when the stream was trimmed past where it reads,
+   * which means it fell more than `historySize` envelopes behind and some were never
+   * delivered live here (clients still replay or resync when they reconnect).
+   */
+  async #checkPosition(): Promise<void> {
+    const position = this.#position;
+    if (position === undefined || position === "0-0" || this.#closing !== undefined) return;
+    try {
+      if ((await this.#commands.xrange(this.#keys.log, position, position)).length > 0) return;
+    } catch {
+      return; // The command connection reports its own trouble.
+    }
+    this.#report(
+      new Error(
+        `runcast/redis: while the reader was away the stream was trimmed past ${position}, so envelopes recorded meanwhile may not have been delivered live by this process; raise historySize if outages outlast it`,
+      ),
+      { phase: "read", connection: "reader" },
+    );
+  }
+
   #deliver(envelope: Envelope): void {
-    this.#lastDelivered = envelope.id;
     for (const listener of [...this.#listeners]) {
       try {
         listener(envelope);

@@ -12,9 +12,9 @@ import {
   deleteKeys,
   describeRedis,
   eventually,
+  FaultyProxy,
   newPrefix,
   REDIS_URL,
-  ReplyLosingProxy,
   readLog,
   within,
 } from "./support";
@@ -319,7 +319,7 @@ describeRedis("RedisRunSource", () => {
   });
 
   it("records a command re-sent after its reply was lost only once", async () => {
-    const proxy = await ReplyLosingProxy.start(REDIS_URL);
+    const proxy = await FaultyProxy.start(REDIS_URL);
     const errors: string[] = [];
     const redis = source({ url: proxy.urlFor(REDIS_URL), onError: (error) => errors.push(error.message) });
     try {
@@ -357,6 +357,41 @@ describeRedis("RedisRunSource", () => {
       expect(await admin.exists(`${prefix}:app:jobs:run:job`, `${prefix}:app:jobs:log`)).toBe(2);
     } finally {
       await client.quit();
+    }
+  });
+
+  it("reports when the stream was trimmed past its reader during an outage, then reads on", async () => {
+    const proxy = await FaultyProxy.start(REDIS_URL);
+    const errors = new Collector<[string, RedisErrorContext]>();
+    const behind = source({
+      url: proxy.urlFor(REDIS_URL),
+      historySize: 20,
+      onError: (error, context) => errors.listener([error.message, context]),
+    });
+    const writer = source({ prefix: behind.prefix, historySize: 20 });
+    try {
+      const seen = new Collector<Envelope>();
+      const unsubscribe = behind.subscribe(seen.listener);
+      await behind.snapshot(); // resolves once the reader knows where it starts
+      await writer.createRun({ id: "job" });
+      await seen.until(1);
+
+      proxy.cut();
+      for (let i = 0; i < 300; i++) await writer.recordEvent("job", { type: "unit.progress", seq: i });
+      proxy.restore();
+      await errors.until((items) => items.some(([, context]) => context.phase === "read"), 20_000);
+      const last = await writer.recordEvent("job", { type: "unit.last" });
+      await seen.until((items) => items.at(-1)?.id === last.id, 20_000);
+      unsubscribe();
+
+      const [message] = errors.items.find(([, context]) => context.phase === "read") ?? [""];
+      expect(message).toMatch(/trimmed past \d+-\d+, so envelopes recorded meanwhile may not have been delivered/);
+      const ids = seen.items.map((envelope) => envelope.id as string);
+      expect([...ids].sort(behind.compareIds)).toEqual(ids);
+      expect(new Set(ids).size).toBe(ids.length);
+    } finally {
+      await behind.close();
+      await proxy.close();
     }
   });
 

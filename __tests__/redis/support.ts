@@ -124,7 +124,7 @@ export function within<T>(work: Promise<T>, what: string, timeoutMs: number): Pr
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
-/** Collects what a listener receives; `until` waits (event-driven, with a timeout) for a count. */
+/** Collects what a listener receives; `until` waits (event-driven, with a timeout) for a count or a condition. */
 export class Collector<T> {
   readonly items: T[] = [];
   readonly #waiters = new Set<() => void>();
@@ -133,18 +133,18 @@ export class Collector<T> {
     for (const waiter of [...this.#waiters]) waiter();
   };
 
-  until(count: number, timeoutMs = 10_000): Promise<void> {
-    if (this.items.length >= count) return Promise.resolve();
+  until(goal: number | ((items: readonly T[]) => boolean), timeoutMs = 10_000): Promise<void> {
+    const reached = typeof goal === "number" ? () => this.items.length >= goal : () => goal(this.items);
+    if (reached()) return Promise.resolve();
     let waiter: () => void = () => {};
-    const reached = new Promise<void>((resolve) => {
+    const done = new Promise<void>((resolve) => {
       waiter = () => {
-        if (this.items.length >= count) resolve();
+        if (reached()) resolve();
       };
       this.#waiters.add(waiter);
     });
-    return within(reached, `${count} items (got ${this.items.length})`, timeoutMs).finally(() =>
-      this.#waiters.delete(waiter),
-    );
+    const what = typeof goal === "number" ? `${goal} items` : "the expected items";
+    return within(done, `${what} (got ${this.items.length})`, timeoutMs).finally(() => this.#waiters.delete(waiter));
   }
 }
 
@@ -358,14 +358,16 @@ export class RedisServerProcess {
 // ---- a proxy that loses one reply ---------------------------------------------------------------
 
 /**
- * A TCP proxy in front of Redis that can lose a reply: armed, it swallows the next bytes
- * Redis sends and cuts both sides, so the command has run but the client never hears of it
- * (what a dropped connection does to a command in flight).
+ * A TCP proxy in front of Redis for faults a client cannot be put through otherwise: it can
+ * lose a reply (armed, it swallows the next bytes Redis sends and cuts both sides, so the
+ * command has run but the client never hears of it, which is what a dropped connection does
+ * to a command in flight), and it can cut every connection and refuse new ones for a while.
  */
-export class ReplyLosingProxy {
+export class FaultyProxy {
   readonly #server: net.Server;
   readonly #sockets = new Set<net.Socket>();
   #armed = false;
+  #refusing = false;
   /** Client connections accepted so far. */
   connections = 0;
   /** Replies swallowed so far. */
@@ -377,10 +379,10 @@ export class ReplyLosingProxy {
     this.#server = server;
   }
 
-  static async start(target: string): Promise<ReplyLosingProxy> {
+  static async start(target: string): Promise<FaultyProxy> {
     const { hostname, port } = new URL(target);
     const server = net.createServer();
-    const proxy = new ReplyLosingProxy(server);
+    const proxy = new FaultyProxy(server);
     server.on("connection", (client) => proxy.#pipe(client, hostname || "127.0.0.1", Number(port || 6379)));
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
     return proxy;
@@ -399,12 +401,27 @@ export class ReplyLosingProxy {
     this.#armed = true;
   }
 
+  /** Cuts every connection and refuses new ones until {@link restore}. */
+  cut(): void {
+    this.#refusing = true;
+    for (const socket of this.#sockets) socket.destroy();
+  }
+
+  /** Accepts connections again. */
+  restore(): void {
+    this.#refusing = false;
+  }
+
   async close(): Promise<void> {
     for (const socket of this.#sockets) socket.destroy();
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
   }
 
   #pipe(client: net.Socket, host: string, port: number): void {
+    if (this.#refusing) {
+      client.destroy();
+      return;
+    }
     this.connections++;
     const upstream = net.connect(port, host);
     for (const socket of [client, upstream]) {
