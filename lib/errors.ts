@@ -27,4 +27,14 @@ export class RuncastError extends Error {
     super(message, options);
     this.code = code;
   }
+
+  /**
+   * `runcast`, `runcast/redis` and `runcast/client` are separate bundles, each with its own
+   * copy of this class: `instanceof` recognises a RuncastError from any of them by its shape.
+   */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return (
+      value instanceof Error && value.name === "RuncastError" && typeof (value as { code?: unknown }).code === "string"
+    );
+  }
 }

@@ -11,12 +11,14 @@ tarball=$(npm pack --silent --pack-destination "$work" 2>/dev/null | tail -n 1)
 echo "packed $tarball ($(du -h "$work/$tarball" | cut -f1))"
 
 npx --no-install publint run --strict "$work/$tarball"
+# A dry-run publish (scripts skipped: this is already the test command) must raise no error.
+if npm publish --dry-run --ignore-scripts 2>&1 | grep -E "npm (error|ERR)"; then exit 1; fi
 npx --no-install attw "$work/$tarball" --profile node16
 
 mkdir "$work/app"
 cd "$work/app"
 npm init -y >/dev/null
-npm install --silent --no-audit --no-fund --prefer-offline "$work/$tarball" express@5 >/dev/null 2>&1
+npm install --silent --no-audit --no-fund --prefer-offline "$work/$tarball" express@5 ioredis@6 eventsource@4 >/dev/null 2>&1
 
 cat > smoke.cjs <<'JS'
 const http = require("node:http");
@@ -49,6 +51,24 @@ if (typeof sseRouter !== "function" || typeof MemoryRunSource !== "function" || 
 }
 console.log("import: exports present");
 JS
+cat > entries.cjs <<'JS'
+// The subpath entries, from CommonJS and ESM: runcast/redis (with ioredis), runcast/client, the JSON Schemas.
+const { RedisRunSource } = require("runcast/redis");
+const { watchRun, watchAll } = require("runcast/client");
+const schemas = require("runcast/schema.json");
+if (typeof RedisRunSource !== "function" || typeof watchRun !== "function" || typeof watchAll !== "function") {
+  throw new Error("a subpath entry lacks its exports");
+}
+if (!JSON.stringify(schemas).includes("RunState")) throw new Error("schema.json lacks RunState");
+import("runcast/redis").then((esm) => {
+  if (typeof esm.RedisRunSource !== "function") throw new Error("runcast/redis (ESM) lacks RedisRunSource");
+  return import("runcast/client");
+}).then((esm) => {
+  if (typeof esm.watchRun !== "function") throw new Error("runcast/client (ESM) lacks watchRun");
+  console.log("subpaths: runcast/redis, runcast/client and runcast/schema.json load");
+});
+JS
 node smoke.cjs
 node smoke.mjs
+node entries.cjs
 echo "package checks passed"
