@@ -99,10 +99,13 @@ export async function startRun(
 ): Promise<StreamStart> {
   const { source } = ctx;
   if (lastEventId !== undefined) {
-    const completion = source.getCompletion === undefined ? undefined : await source.getCompletion(runId);
-    if (completion?.id !== undefined && ctx.compareIds(lastEventId, completion.id) >= 0) return { kind: "finished" };
     const run = await source.getRun(runId);
     if (run === undefined) return { kind: "missing" };
+    if (isTerminalStatus(run.status)) {
+      // Only a finished run has a `complete` to compare with: active runs skip that round trip.
+      const completion = source.getCompletion === undefined ? undefined : await source.getCompletion(runId);
+      if (completion?.id !== undefined && ctx.compareIds(lastEventId, completion.id) >= 0) return { kind: "finished" };
+    }
     const replayed = await replayAfter(ctx, lastEventId, runId);
     if (replayed?.kind === "frames") {
       // `complete` is a run's last envelope: a finished run whose missed frames lack it was already seen to the end.
