@@ -85,12 +85,19 @@ export class Child<Req extends { cmd: string }, Replies extends { [K in Req["cmd
     });
   }
 
-  /** Stops the child and resolves once it exited. */
+  /**
+   * Stops the child and resolves once it exited: it exits by itself when its IPC channel
+   * closes (writing any `--cpu-prof` profile), and is killed if it has not within 10 s.
+   */
   stop(): Promise<void> {
     if (this.#exited) return Promise.resolve();
     return new Promise((resolve) => {
-      this.#process.once("exit", () => resolve());
-      this.#process.kill("SIGKILL");
+      const timer = setTimeout(() => this.#process.kill("SIGKILL"), 10_000);
+      this.#process.once("exit", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      this.#process.disconnect();
     });
   }
 }

@@ -1,18 +1,24 @@
 /** Summaries and tables of benchmark results. */
 import { SERVER_KINDS, type ServerKind } from "./protocol";
 
-/** Delivery at saturation in one load shape. */
-export interface Saturation {
-  /** Broadcasts issued per event-loop tick. */
-  k: number;
+/** One blast: broadcasts as fast as the clients take them, for a fixed time. */
+export interface Blast {
   broadcasts: number;
   /** Events delivered per second, summed over clients. */
   eventsPerSec: number;
   /** Every client got every broadcast. */
   complete: boolean;
-  /** Share of one core the server and the load process used during the blast. */
+  /** Cores the server, the load process, and everything else on the machine kept busy meanwhile. */
   serverCpu: number;
   loadCpu: number;
+  otherCpu: number;
+}
+
+/** Delivery at saturation in one load shape: the best of its blasts, and all of them. */
+export interface Saturation extends Blast {
+  /** Broadcasts issued per event-loop tick. */
+  k: number;
+  blasts: Blast[];
 }
 
 /** Everything measured of one server at one client count in one rep. */

@@ -17,11 +17,17 @@ const NO_URL = { searchParams: new URLSearchParams() } as unknown as URL;
 /** Never read by runcast; better-sse only hands it out through `Session#getResponse`. */
 const NO_RESPONSE = new Response(null);
 
+/** Where a {@link ResponseConnection} sends the session's writes. */
+export interface ChunkSink {
+  write(text: string): void;
+}
+
 /**
  * A lean better-sse `Connection` over a Node response. better-sse's default adapter builds
  * a Fetch `Request`, `Response`, `Headers`, `URL` and `AbortController` per session; runcast
  * reads the request itself, so this adapter keeps only the response and a disconnect hook.
- * Writes go through `write`, the client's own (backpressure-aware) write path.
+ * Writes go to `sink`, the client's own (backpressure-aware) write path: an object rather
+ * than a callback, so no closure is kept per connection.
  */
 export class ResponseConnection extends Connection {
   readonly url = NO_URL;
@@ -30,13 +36,13 @@ export class ResponseConnection extends Connection {
   readonly #signal = new DisconnectSignal();
   readonly #res: ServerResponse;
   readonly #headers: Record<string, string>;
-  readonly #write: (chunk: string) => void;
+  readonly #sink: ChunkSink;
 
-  constructor(res: ServerResponse, headers: Record<string, string>, write: (chunk: string) => void) {
+  constructor(res: ServerResponse, headers: Record<string, string>, sink: ChunkSink) {
     super();
     this.#res = res;
     this.#headers = headers;
-    this.#write = write;
+    this.#sink = sink;
     // Session only touches `request.signal` (trustClientEventId is off), so a shim stands in for a Fetch Request.
     this.request = { signal: this.#signal } as unknown as Request;
   }
@@ -46,7 +52,7 @@ export class ResponseConnection extends Connection {
   }
 
   sendChunk(chunk: string): void {
-    this.#write(chunk);
+    this.#sink.write(chunk);
   }
 
   cleanup(): void {}

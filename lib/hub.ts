@@ -2,7 +2,7 @@ import type { ServerResponse } from "node:http";
 import { Channel, Session } from "better-sse";
 import { ResponseConnection } from "./connection";
 import { type Frame, type FrameBatch, httpChunk, joinFrames } from "./frames";
-import { Client, type ClientSessionState } from "./wire";
+import { Client, type ClientSessionState, type ClientSettings } from "./wire";
 
 /** Counters a hub keeps; see `SseRouter#stats`. */
 export interface HubCounters {
@@ -61,8 +61,15 @@ export class Hub {
     },
   };
 
+  readonly #clientSettings: ClientSettings;
+
   constructor(options: HubOptions) {
     this.#options = options;
+    this.#clientSettings = {
+      maxBufferedBytes: options.maxBufferedBytes,
+      compareIds: options.compareIds,
+      hooks: this.#hooks,
+    };
     this.#heartbeat = setInterval(() => this.#beat(), options.heartbeatMs);
     this.#heartbeat.unref();
   }
@@ -88,13 +95,7 @@ export class Hub {
    * while its snapshot or replay is read. The client leaves the hub when its response closes.
    */
   open(res: ServerResponse, runId: string | null, types: ReadonlySet<string> | null): Client {
-    const client = new Client(res, {
-      runId,
-      types,
-      maxBufferedBytes: this.#options.maxBufferedBytes,
-      compareIds: this.#options.compareIds,
-      hooks: this.#hooks,
-    });
+    const client = new Client(res, runId, types, this.#clientSettings);
     let channel = runId === null ? this.#global : this.#runs.get(runId);
     if (channel === undefined) {
       channel = Hub.#channel(runId);
@@ -103,7 +104,8 @@ export class Hub {
     const joined = channel;
     joined.connecting.add(client);
     this.#clients++;
-    res.once("close", () => this.#leave(joined, client));
+    // `on`, not `once`: a response closes once, and `once` would add a wrapper per client.
+    res.on("close", () => this.#leave(joined, client));
     return client;
   }
 
@@ -113,7 +115,7 @@ export class Hub {
    */
   connect(client: Client): Promise<void> {
     return new Promise((resolve) => {
-      const connection = new ResponseConnection(client.res, this.#options.headers, (chunk) => client.write(chunk));
+      const connection = new ResponseConnection(client.res, this.#options.headers, client);
       const session = new Session<ClientSessionState>(connection, {
         retry: this.#options.retryMs,
         keepAlive: null,
@@ -121,7 +123,8 @@ export class Hub {
         state: { client },
       });
       client.session = session;
-      client.res.once("close", () => connection.disconnect());
+      // Told of the disconnect by the close listener `open` added: one listener per response.
+      client.connection = connection;
       session.once("connected", () => resolve());
     });
   }
@@ -193,6 +196,7 @@ export class Hub {
     client.markClosed();
     channel.connecting.delete(client);
     if (client.session !== undefined) channel.sse.deregister(client.session);
+    client.connection?.disconnect();
     this.#clients--;
     if (
       channel.runId !== null &&

@@ -1,6 +1,7 @@
 import { ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import type { Session } from "better-sse";
+import type { ResponseConnection } from "./connection";
 import { type Frame, type FrameBatch, HEARTBEAT, HEARTBEAT_CHUNK, httpChunk } from "./frames";
 
 /** What a client's better-sse session carries in its `state`. */
@@ -18,12 +19,8 @@ export interface ClientHooks {
   onLive(client: Client): void;
 }
 
-/** Fixed settings of one client. */
-export interface ClientOptions {
-  /** The run watched, or `null` for the global stream. */
-  runId: string | null;
-  /** Event types kept by `?types=`, or `null` for all. */
-  types: ReadonlySet<string> | null;
+/** Settings every client of a hub shares (one object per hub, not per client). */
+export interface ClientSettings {
   maxBufferedBytes: number;
   compareIds: (a: string, b: string) => number;
   hooks: ClientHooks;
@@ -49,6 +46,18 @@ function directSocket(res: ServerResponse): Socket | null {
 }
 
 /**
+ * Lets go of the Express router chain a live stream's request still points to. Each router
+ * level leaves its `next` closure on `req.next`, and through it the closures and contexts of
+ * every level above (about 2 KB a connection). A stream never hands its request back to
+ * Express, and nothing else calls `req.next` once the response is streaming, so it is
+ * cleared, only where a router set it (a plain `node:http` request has no `next`).
+ */
+function releaseRouterChain(res: ServerResponse): void {
+  const req = res.req as (typeof res.req & { next?: unknown }) | undefined;
+  if (req !== undefined && Object.hasOwn(req, "next")) req.next = undefined;
+}
+
+/**
  * One SSE client's connection: where its frames are written, the queue that holds live
  * frames while its snapshot or replay is being written, the filter of `?types=`, and the
  * check that cuts it off when it stops reading.
@@ -62,9 +71,11 @@ export class Client {
   readonly res: ServerResponse;
   /** better-sse session, set once the response head went out. */
   session: Session<ClientSessionState> | undefined;
+  /** The session's connection, told when the response closes. */
+  connection: ResponseConnection | undefined;
   /** True once the response is finished or the socket is gone: nothing more is written. */
   closed = false;
-  readonly #options: ClientOptions;
+  readonly #options: ClientSettings;
   /** Live frames received while connecting; `null` once live. */
   #queue: Frame[] | null = [];
   #queuedBytes = 0;
@@ -73,11 +84,15 @@ export class Client {
   /** Set once live when pre-framed chunks can go straight to the socket (see `directSocket`). */
   #socket: Socket | null = null;
 
-  constructor(res: ServerResponse, options: ClientOptions) {
+  /**
+   * @param runId - The run watched, or `null` for the global stream.
+   * @param types - Event types kept by `?types=`, or `null` for all.
+   */
+  constructor(res: ServerResponse, runId: string | null, types: ReadonlySet<string> | null, settings: ClientSettings) {
     this.res = res;
-    this.runId = options.runId;
-    this.types = options.types;
-    this.#options = options;
+    this.runId = runId;
+    this.types = types;
+    this.#options = settings;
   }
 
   /** Whether this client takes a tick's shared chunk as it is (no filter, no skip, not connecting). */
@@ -183,7 +198,10 @@ export class Client {
       this.end();
       return;
     }
-    if (!this.closed) this.#socket = directSocket(this.res);
+    if (!this.closed) {
+      this.#socket = directSocket(this.res);
+      releaseRouterChain(this.res);
+    }
     this.#options.hooks.onLive(this);
   }
 

@@ -406,6 +406,19 @@ describe("the two write paths", () => {
     response.close();
   });
 
+  it("a live stream lets go of the Express router chain its request points to (req.next)", async () => {
+    await start();
+    const response = await RawResponse.open(port, "/api/runs/r/stream", "1.1");
+    await eventually(() => response.frames.length === 1, "the initial state");
+    const req = responses.at(-1)?.req as (http.IncomingMessage & { next?: unknown }) | undefined;
+    expect(req).toBeDefined();
+    expect(Object.hasOwn(req ?? {}, "next")).toBe(true);
+    expect(req?.next).toBeUndefined();
+    source.recordEvent("r", { type: "unit.progress", unit: WIDE });
+    await eventually(() => response.frames.length === 2, "a live event");
+    response.close();
+  });
+
   it.each([
     ["HTTP/1.1, socket path", "1.1" as const],
     ["HTTP/1.0, res.write path", "1.0" as const],
