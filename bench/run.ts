@@ -9,7 +9,8 @@
  * - `BENCH_REPS=3`: reps per server and count (default 2); servers alternate within a rep.
  * - `BENCH_SERVERS=runcast,handwritten`: servers to run (the hand-written one is the baseline of every ratio).
  * - `BENCH_OUT=file.json`: where to write the JSON (default bench/results/<time>.json and latest.json).
- * - `BENCH_SERVER_FLAGS="--cpu-prof --cpu-prof-dir=bench/results/profiles"`: extra Node flags for the server processes.
+ * - `BENCH_SERVER_FLAGS="--cpu-prof --cpu-prof-dir=bench/results/profiles"`: extra Node flags for the server processes;
+ *   `BENCH_LOAD_FLAGS` the same for the load process.
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
@@ -44,14 +45,19 @@ interface Settings {
   concurrency: number;
   /** Load shapes: broadcasts per tick. */
   shapes: number[];
-  /** Extra Node flags of the server processes. */
+  /** Extra Node flags of the server processes and of the load process. */
   serverFlags: string[];
+  loadFlags: string[];
 }
 
 const SMOKE = process.env.BENCH_SMOKE === "1";
 
 function list(value: string | undefined): string[] | undefined {
   return value === undefined || value.trim() === "" ? undefined : value.split(",").map((s) => s.trim());
+}
+
+function flags(value: string | undefined): string[] {
+  return (value ?? "").split(/\s+/).filter((flag) => flag !== "");
 }
 
 function settings(): Settings {
@@ -70,7 +76,8 @@ function settings(): Settings {
     latencyIntervalMs: SMOKE ? 20 : 100,
     concurrency: 256,
     shapes: [1, 10],
-    serverFlags: (process.env.BENCH_SERVER_FLAGS ?? "").split(/\s+/).filter((flag) => flag !== ""),
+    serverFlags: flags(process.env.BENCH_SERVER_FLAGS),
+    loadFlags: flags(process.env.BENCH_LOAD_FLAGS),
   };
 }
 
@@ -126,7 +133,7 @@ async function deliver<T>(
 async function trial(kind: ServerKind, clients: number, rep: number, s: Settings): Promise<Trial> {
   const started = await Promise.all([
     Child.start<ServerRequest, ServerReplies>("server.ts", [kind], ["--expose-gc", ...s.serverFlags]),
-    Child.start<LoadRequest, LoadReplies>("load.ts", []),
+    Child.start<LoadRequest, LoadReplies>("load.ts", [], s.loadFlags),
   ]);
   const [{ child: server, port }, { child: load }] = started as [{ child: Server; port: number }, { child: Load }];
   try {
