@@ -77,8 +77,11 @@ export interface FrameBatch {
   readonly chunk: string;
   /** `chunk`'s length in bytes. */
   readonly bytes: number;
-  /** `chunk` framed as one HTTP/1.1 chunk, for clients written through their socket. */
-  readonly httpChunk: string;
+  /**
+   * `chunk` framed as one HTTP/1.1 chunk and encoded once, for clients written through their
+   * socket: each of them is handed the same bytes, with no UTF-8 encoding per client.
+   */
+  readonly httpChunk: Buffer;
   /** The frames hold the channel's run's `complete`: per-run responses end after them. */
   readonly ends: boolean;
 }

@@ -177,7 +177,7 @@ export class Hub {
         frames,
         chunk,
         bytes,
-        httpChunk: httpChunk(chunk, bytes),
+        httpChunk: Buffer.from(httpChunk(chunk, bytes)),
         ends: channel.runId !== null && frames.some((f) => f.type === "complete" && f.runId === channel.runId),
       };
       for (const client of channel.connecting) client.receive(batch);
