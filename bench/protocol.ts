@@ -3,10 +3,15 @@
  * event every server broadcasts.
  */
 
-/** The servers compared. */
-export const SERVER_KINDS = ["handwritten", "runcast", "better-sse"] as const;
-/** One of the servers compared. */
+/**
+ * The servers the benchmark knows. `express-loop` (the hand-written loop as an Express 5
+ * route) is not run by default: it measures what Express itself costs.
+ */
+export const SERVER_KINDS = ["handwritten", "runcast", "better-sse", "express-loop"] as const;
+/** One of the servers. */
 export type ServerKind = (typeof SERVER_KINDS)[number];
+/** The servers compared by default. */
+export const DEFAULT_SERVERS: readonly ServerKind[] = ["handwritten", "runcast", "better-sse"];
 
 /** The run every runcast client watches. */
 export const RUN_ID = "run_bench";
@@ -16,6 +21,7 @@ export const STREAM_PATH: Record<ServerKind, string> = {
   handwritten: "/stream",
   runcast: `/api/runs/${RUN_ID}/stream`,
   "better-sse": "/stream",
+  "express-loop": "/stream",
 };
 
 /** A benchmark run event: a realistic progress event plus its sequence number and send time. */

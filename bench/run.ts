@@ -7,7 +7,8 @@
  * - `BENCH_SMOKE=1`: a few clients, short phases, one rep (a check that it works).
  * - `BENCH_CLIENTS=100,1000`: client counts (default 100,1000,5000,10000).
  * - `BENCH_REPS=3`: reps per server and count (default 2); servers alternate within a rep.
- * - `BENCH_SERVERS=runcast,handwritten`: servers to run (the hand-written one is the baseline of every ratio).
+ * - `BENCH_SERVERS=runcast,handwritten`: servers to run (the hand-written one is the baseline of every ratio);
+ *   `express-loop`, the hand-written loop as an Express route, shows what Express itself costs.
  * - `BENCH_OUT=file.json`: where to write the JSON (default bench/results/<time>.json and latest.json).
  * - `BENCH_SERVER_FLAGS="--cpu-prof --cpu-prof-dir=bench/results/profiles"`: extra Node flags for the server processes;
  *   `BENCH_LOAD_FLAGS` the same for the load process.
@@ -17,6 +18,7 @@ import { cpus, totalmem } from "node:os";
 import { dirname, join } from "node:path";
 import { Child } from "./children";
 import {
+  DEFAULT_SERVERS,
   type LoadReplies,
   type LoadRequest,
   SERVER_KINDS,
@@ -61,7 +63,7 @@ function flags(value: string | undefined): string[] {
 }
 
 function settings(): Settings {
-  const servers = (list(process.env.BENCH_SERVERS) ?? [...SERVER_KINDS]) as ServerKind[];
+  const servers = (list(process.env.BENCH_SERVERS) ?? [...DEFAULT_SERVERS]) as ServerKind[];
   for (const s of servers) if (!SERVER_KINDS.includes(s)) throw new Error(`unknown server ${s}`);
   const clients = list(process.env.BENCH_CLIENTS)?.map(Number) ?? (SMOKE ? [4] : [100, 1000, 5000, 10000]);
   return {

@@ -28,6 +28,8 @@ function load(kind: ServerKind): Fanout {
       return (require("./servers/runcast") as typeof import("./servers/runcast")).createFanout();
     case "better-sse":
       return (require("./servers/better-sse") as typeof import("./servers/better-sse")).createFanout();
+    case "express-loop":
+      return (require("./servers/express-loop") as typeof import("./servers/express-loop")).createFanout();
   }
 }
 
