@@ -105,11 +105,6 @@ export class Client {
     return this.#queue !== null;
   }
 
-  /** Whether this client's frames go straight to its socket rather than through `res.write`. */
-  get writesToSocket(): boolean {
-    return this.#socket !== null;
-  }
-
   /**
    * Bytes written to this client that its socket has not sent yet. On the socket path that is
    * the socket's own count: `res.write`'s return value, `writableNeedDrain` and `drain` of
