@@ -129,7 +129,12 @@ class Connection {
 
 const connections: Connection[] = [];
 
-function openAll(port: number, path: string, count: number, concurrency: number): Promise<LoadReplies["connect"]> {
+function openAll(
+  ports: readonly number[],
+  path: string,
+  count: number,
+  concurrency: number,
+): Promise<LoadReplies["connect"]> {
   return new Promise((resolve) => {
     const started = wallClock();
     let opened = 0;
@@ -137,6 +142,7 @@ function openAll(port: number, path: string, count: number, concurrency: number)
     let failed = 0;
     const more = (): void => {
       while (opened < count && opened - settled < concurrency) {
+        const port = ports[opened % ports.length] as number;
         opened++;
         connections.push(
           new Connection(port, path, (ok) => {
@@ -185,7 +191,8 @@ function awaitEvents(events: number, timeoutMs: number): Promise<LoadReplies["aw
 }
 
 const handlers: { [K in LoadRequest["cmd"]]: (req: Extract<LoadRequest, { cmd: K }>) => Promise<LoadReplies[K]> } = {
-  connect: ({ port, path, count, concurrency }) => openAll(port, path, count, concurrency),
+  connect: ({ port, ports, path, count, concurrency }) =>
+    openAll(ports !== undefined && ports.length > 0 ? ports : [port], path, count, concurrency),
   reset: async ({ latency }) => {
     for (const c of connections) c.count = 0;
     histogram.fill(0);

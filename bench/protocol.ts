@@ -5,13 +5,15 @@
 
 /**
  * The servers the benchmark knows. `express-loop` (the hand-written loop as an Express 5
- * route) is not run by default: it measures what Express itself costs.
+ * route) is not run by default: it measures what Express itself costs. `runcast-redis` is
+ * two processes sharing one Redis (see bench/servers/runcast-redis.ts), skipped when no
+ * Redis answers.
  */
-export const SERVER_KINDS = ["handwritten", "runcast", "better-sse", "express-loop"] as const;
+export const SERVER_KINDS = ["handwritten", "runcast", "better-sse", "express-loop", "runcast-redis"] as const;
 /** One of the servers. */
 export type ServerKind = (typeof SERVER_KINDS)[number];
 /** The servers compared by default. */
-export const DEFAULT_SERVERS: readonly ServerKind[] = ["handwritten", "runcast", "better-sse"];
+export const DEFAULT_SERVERS: readonly ServerKind[] = ["handwritten", "runcast", "better-sse", "runcast-redis"];
 
 /** The run every runcast client watches. */
 export const RUN_ID = "run_bench";
@@ -22,6 +24,7 @@ export const STREAM_PATH: Record<ServerKind, string> = {
   runcast: `/api/runs/${RUN_ID}/stream`,
   "better-sse": "/stream",
   "express-loop": "/stream",
+  "runcast-redis": `/api/runs/${RUN_ID}/stream`,
 };
 
 /** A benchmark run event: a realistic progress event plus its sequence number and send time. */
@@ -86,8 +89,11 @@ export interface ServerReplies {
 
 /** Requests from the orchestrator to the load process. */
 export type LoadRequest =
-  /** Opens `count` SSE connections, at most `concurrency` at a time still waiting for their head. */
-  | { cmd: "connect"; port: number; path: string; count: number; concurrency: number }
+  /**
+   * Opens `count` SSE connections, at most `concurrency` at a time still waiting for their
+   * head; with `ports`, connection i goes to `ports[i % ports.length]` instead of `port`.
+   */
+  | { cmd: "connect"; port: number; ports?: readonly number[]; path: string; count: number; concurrency: number }
   /** Zeroes every connection's event count; `latency` also records delivery latencies from now on. */
   | { cmd: "reset"; latency: boolean }
   /** Waits until every connection counted `events` events since the reset, or `timeoutMs` passed. */

@@ -24,6 +24,8 @@ export interface Saturation extends Blast {
 /** Everything measured of one server at one client count in one rep. */
 export interface Trial {
   server: ServerKind;
+  /** Server processes the clients were spread over (two for `runcast-redis`). */
+  processes?: number;
   clients: number;
   rep: number;
   connectFailures: number;
@@ -161,6 +163,28 @@ export function headline(rows: readonly Row[]): string {
     const x = (v: number): string => (Number.isNaN(v) ? "-" : `${v.toFixed(2)}x`);
     lines.push(
       `| ${row.clients} | ${x(f.k1.vsHandwritten)} | ${x(f.k10.vsHandwritten)} | ${x(best)} | ${x(f.p99.vsHandwritten)} | ${x(f.rss.vsHandwritten)} | ${x(f.heap.vsHandwritten)} |`,
+    );
+  }
+  return lines.join("\n");
+}
+
+/**
+ * runcast over Redis (two processes) against the hand-written server (one process), per
+ * client count: absolute figures with their ratios.
+ */
+export function redisHeadline(rows: readonly Row[]): string {
+  const lines = [
+    "| clients | K=1 events/s | K=10 events/s | p50 ms | p99 ms | RSS/conn | heap/conn | accept all |",
+    "|---:|---:|---:|---:|---:|---:|---:|---:|",
+  ];
+  for (const row of rows) {
+    if (row.server !== "runcast-redis") continue;
+    const f = row.figures;
+    lines.push(
+      `| ${row.clients} | ${rate(f.k1.value)}${ratio(f.k1.vsHandwritten)} | ${rate(f.k10.value)}${ratio(f.k10.vsHandwritten)} | ` +
+        `${f.p50.value.toFixed(1)}${ratio(f.p50.vsHandwritten)} | ${f.p99.value.toFixed(1)}${ratio(f.p99.vsHandwritten)} | ` +
+        `${kb(f.rss.value)}${ratio(f.rss.vsHandwritten)} | ${kb(f.heap.value)}${ratio(f.heap.vsHandwritten)} | ` +
+        `${(f.accept.value / 1000).toFixed(2)} s${ratio(f.accept.vsHandwritten)} |`,
     );
   }
   return lines.join("\n");

@@ -8,14 +8,19 @@
  * - `BENCH_CLIENTS=100,1000`: client counts (default 100,1000,5000,10000).
  * - `BENCH_REPS=3`: reps per server and count (default 2); servers alternate within a rep.
  * - `BENCH_SERVERS=runcast,handwritten`: servers to run (the hand-written one is the baseline of every ratio);
- *   `express-loop`, the hand-written loop as an Express route, shows what Express itself costs.
+ *   `express-loop`, the hand-written loop as an Express route, shows what Express itself costs;
+ *   `runcast-redis` (default) is two runcast processes sharing the Redis at `REDIS_URL`
+ *   (default redis://127.0.0.1:6379), skipped with a loud message when none answers.
  * - `BENCH_OUT=file.json`: where to write the JSON (default bench/results/<time>.json and latest.json).
  * - `BENCH_SERVER_FLAGS="--cpu-prof --cpu-prof-dir=bench/results/profiles"`: extra Node flags for the server processes;
  *   `BENCH_LOAD_FLAGS` the same for the load process.
  */
+
+import { randomUUID } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { dirname, join } from "node:path";
+import { Redis } from "ioredis";
 import { Child } from "./children";
 import {
   DEFAULT_SERVERS,
@@ -27,7 +32,7 @@ import {
   type ServerRequest,
   STREAM_PATH,
 } from "./protocol";
-import { type Blast, headline, type Saturation, summarize, type Trial, table } from "./report";
+import { type Blast, headline, redisHeadline, type Saturation, summarize, type Trial, table } from "./report";
 
 /** Settings of one benchmark run. */
 interface Settings {
@@ -115,6 +120,42 @@ function machineBusy(): (() => number) | undefined {
 }
 type Load = Child<LoadRequest, LoadReplies>;
 
+/** The Redis of the `runcast-redis` server. */
+const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+
+/** A connection to Redis for cleaning up, or why there is none; never retries for long. */
+async function connectRedis(): Promise<Redis | string> {
+  const redis = new Redis(REDIS_URL, {
+    lazyConnect: true,
+    connectTimeout: 2000,
+    maxRetriesPerRequest: 1,
+    retryStrategy: () => null,
+  });
+  redis.on("error", () => {
+    // Reported by the failing command below.
+  });
+  try {
+    await redis.connect();
+    await redis.ping();
+    return redis;
+  } catch (error) {
+    redis.disconnect();
+    return `no Redis answers at ${REDIS_URL} (${error instanceof Error ? error.message : String(error)})`;
+  }
+}
+
+/** Deletes every key under `prefix` (SCAN + DEL). */
+async function deleteKeys(redis: Redis, prefix: string): Promise<number> {
+  let cursor = "0";
+  let deleted = 0;
+  do {
+    const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 5000);
+    cursor = next;
+    if (keys.length > 0) deleted += await redis.del(...keys);
+  } while (cursor !== "0");
+  return deleted;
+}
+
 function log(message: string): void {
   process.stderr.write(`${message}\n`);
 }
@@ -132,17 +173,48 @@ async function deliver<T>(
   return { sent, got };
 }
 
-async function trial(kind: ServerKind, clients: number, rep: number, s: Settings): Promise<Trial> {
+/** How a trial reaches Redis, when it runs the `runcast-redis` server. */
+interface RedisTarget {
+  admin: Redis;
+  /** This bench run's fresh prefix; each trial uses a prefix under it. */
+  prefix: string;
+}
+
+async function trial(
+  kind: ServerKind,
+  clients: number,
+  rep: number,
+  s: Settings,
+  redis: RedisTarget | undefined,
+): Promise<Trial> {
+  // `runcast-redis` is two processes on one prefix: the first also writes the events, and
+  // every request below goes to it, except memory and stats (asked of both).
+  const prefix = kind === "runcast-redis" ? `${redis?.prefix}:${clients}:${rep}` : undefined;
+  const serverArgs =
+    prefix === undefined
+      ? [[kind]]
+      : [
+          [kind, prefix, "writer"],
+          [kind, prefix, "reader"],
+        ];
+  const serverFlags = ["--expose-gc", ...s.serverFlags];
   const started = await Promise.all([
-    Child.start<ServerRequest, ServerReplies>("server.ts", [kind], ["--expose-gc", ...s.serverFlags]),
     Child.start<LoadRequest, LoadReplies>("load.ts", [], s.loadFlags),
+    ...serverArgs.map((args) => Child.start<ServerRequest, ServerReplies>("server.ts", args, serverFlags)),
   ]);
-  const [{ child: server, port }, { child: load }] = started as [{ child: Server; port: number }, { child: Load }];
+  const [{ child: load }, ...serving] = started as [{ child: Load }, ...{ child: Server; port: number }[]];
+  const servers = serving.map((x) => x.child);
+  const server = servers[0] as Server;
+  const memory = async (): Promise<ServerReplies["memory"]> => {
+    const each = await Promise.all(servers.map((x) => x.request({ cmd: "memory" })));
+    return { rss: each.reduce((a, m) => a + m.rss, 0), heapUsed: each.reduce((a, m) => a + m.heapUsed, 0) };
+  };
   try {
-    const before = await server.request({ cmd: "memory" });
+    const before = await memory();
     const connected = await load.request({
       cmd: "connect",
-      port,
+      port: serving[0]?.port ?? 0,
+      ports: serving.map((x) => x.port),
       path: STREAM_PATH[kind],
       count: clients,
       concurrency: s.concurrency,
@@ -154,7 +226,8 @@ async function trial(kind: ServerKind, clients: number, rep: number, s: Settings
       () => server.request({ cmd: "paced", count: 1, intervalMs: 0 }),
       (r) => r.broadcasts,
     );
-    const after = await server.request({ cmd: "memory" });
+    // Summed over the processes: per connection held, whichever process holds it.
+    const after = await memory();
     let allDelivered = connected.failed === 0 && first.got.complete;
 
     const paced = await deliver(
@@ -192,9 +265,11 @@ async function trial(kind: ServerKind, clients: number, rep: number, s: Settings
       const best = blasts.reduce((a, b) => (b.eventsPerSec > a.eventsPerSec ? b : a));
       saturation.push({ k, ...best, blasts });
     }
-    const stats = await server.request({ cmd: "stats" });
+    const each = await Promise.all(servers.map((x) => x.request({ cmd: "stats" })));
+    const stats = { cutOffs: each.reduce((a, x) => a + x.cutOffs, 0) };
     return {
       server: kind,
+      processes: servers.length,
       clients,
       rep,
       connectFailures: connected.failed,
@@ -212,7 +287,8 @@ async function trial(kind: ServerKind, clients: number, rep: number, s: Settings
       allDelivered,
     };
   } finally {
-    await Promise.all([server.stop(), load.stop()]);
+    await Promise.all([...servers.map((x) => x.stop()), load.stop()]);
+    if (prefix !== undefined && redis !== undefined) await deleteKeys(redis.admin, prefix);
   }
 }
 
@@ -239,7 +315,21 @@ async function main(): Promise<void> {
     node: process.version,
     platform: `${process.platform} ${process.arch}`,
   };
-  log(`runcast fan-out benchmark: ${JSON.stringify({ ...s, machine })}`);
+  // The Redis row needs a Redis: without one it is skipped, loudly (the smoke test fails on it under CI).
+  const skipped: { server: ServerKind; reason: string }[] = [];
+  let redis: RedisTarget | undefined;
+  if (s.servers.includes("runcast-redis")) {
+    const admin = await connectRedis();
+    if (typeof admin === "string") {
+      skipped.push({ server: "runcast-redis", reason: admin });
+      s.servers = s.servers.filter((kind) => kind !== "runcast-redis");
+      const bar = "!".repeat(78);
+      log(`\n${bar}\n  SKIPPED runcast-redis: ${admin}\n  (set REDIS_URL, or run scripts/ensure-redis.sh)\n${bar}\n`);
+    } else {
+      redis = { admin, prefix: `runcast-bench:${randomUUID().slice(0, 8)}` };
+    }
+  }
+  log(`runcast fan-out benchmark: ${JSON.stringify({ ...s, machine, redisPrefix: redis?.prefix })}`);
   const trials: Trial[] = [];
   const began = Date.now();
   for (let rep = 1; rep <= s.reps; rep++) {
@@ -247,11 +337,16 @@ async function main(): Promise<void> {
       // Rotate the order every rep, so no server always runs first on a warm or cold machine.
       const order = s.servers.map((_, i) => s.servers[(i + rep - 1) % s.servers.length] as ServerKind);
       for (const kind of order) {
-        const t = await trial(kind, clients, rep, s);
+        const t = await trial(kind, clients, rep, s, redis);
         trials.push(t);
         log(describe(t));
       }
     }
+  }
+  if (redis !== undefined) {
+    // Each trial already removed its keys; this catches any a failed trial left.
+    await deleteKeys(redis.admin, redis.prefix);
+    await redis.admin.quit();
   }
   const rows = summarize(trials);
   const result = {
@@ -260,6 +355,7 @@ async function main(): Promise<void> {
     settings: s,
     smoke: SMOKE,
     durationSec: (Date.now() - began) / 1000,
+    skipped,
     rows,
     trials,
   };
@@ -275,8 +371,12 @@ async function main(): Promise<void> {
     writeFileSync(join(dir, "latest.json"), `${JSON.stringify(result, null, 2)}\n`);
     log(`wrote ${file}`);
   }
+  const redisRows = rows.some((row) => row.server === "runcast-redis")
+    ? `\nruncast over Redis, two processes (medians of per-rep ratios to the hand-written server):\n\n${redisHeadline(rows)}\n`
+    : "";
+  const skips = skipped.map((x) => `\nSKIPPED ${x.server}: ${x.reason}\n`).join("");
   process.stdout.write(
-    `\n${table(rows)}\n\nruncast against the others (medians of per-rep ratios):\n\n${headline(rows)}\n`,
+    `\n${table(rows)}\n\nruncast against the others (medians of per-rep ratios):\n\n${headline(rows)}\n${redisRows}${skips}`,
   );
 }
 

@@ -1,6 +1,7 @@
 /**
- * A server process of the benchmark: `node bench/server.ts <kind>`. Listens on 127.0.0.1,
- * reports its port, then broadcasts when the orchestrator asks.
+ * A server process of the benchmark: `node bench/server.ts <kind>` (for `runcast-redis`:
+ * `<kind> <prefix> <writer|reader>`, Redis at `REDIS_URL`). Listens on 127.0.0.1, reports
+ * its port, then broadcasts when the orchestrator asks.
  */
 import type { ServerResponse } from "node:http";
 import {
@@ -18,8 +19,10 @@ import type { Fanout } from "./servers/types";
 
 /** How many responses the load governor looks at per tick. */
 const GOVERNOR_SAMPLES = 64;
+/** Unacknowledged broadcasts (Redis writes in flight) a blast may have before it waits. */
+const MAX_PENDING = 512;
 
-function load(kind: ServerKind): Fanout {
+async function load(kind: ServerKind, args: readonly string[]): Promise<Fanout> {
   // Loaded on demand so each process only holds the server it runs.
   switch (kind) {
     case "handwritten":
@@ -30,6 +33,14 @@ function load(kind: ServerKind): Fanout {
       return (require("./servers/better-sse") as typeof import("./servers/better-sse")).createFanout();
     case "express-loop":
       return (require("./servers/express-loop") as typeof import("./servers/express-loop")).createFanout();
+    case "runcast-redis": {
+      const [prefix, role] = args;
+      if (prefix === undefined || (role !== "writer" && role !== "reader")) {
+        throw new Error("runcast-redis takes <prefix> <writer|reader>");
+      }
+      const redis = require("./servers/runcast-redis") as typeof import("./servers/runcast-redis");
+      return redis.createFanout(prefix, role);
+    }
   }
 }
 
@@ -56,7 +67,7 @@ function collectGarbage(): void {
 async function main(): Promise<void> {
   const kind = process.argv[2] as ServerKind;
   if (!SERVER_KINDS.includes(kind)) throw new Error(`unknown server ${kind}`);
-  const fanout = load(kind);
+  const fanout = await load(kind, process.argv.slice(3));
   let seq = 0;
 
   const handlers: {
@@ -81,7 +92,7 @@ async function main(): Promise<void> {
             resolve({ broadcasts, startedAt, endedAt: wallClock(), cpuMs: (used.user + used.system) / 1000 });
             return;
           }
-          if (!keepingUp(fanout.responses, governorBytes)) {
+          if (!keepingUp(fanout.responses, governorBytes) || (fanout.pending?.() ?? 0) > MAX_PENDING) {
             // Sleep rather than spin: on two cores a spinning server takes CPU from the clients.
             setTimeout(tick, 1);
             return;

@@ -9,6 +9,11 @@ export interface Fanout {
   readonly responses: ServerResponse[];
   /** Broadcasts one event to every client, the way a user of this server would. */
   publish(event: BenchEvent): void;
+  /**
+   * Broadcasts handed on but not yet acknowledged (the Redis server's unanswered writes);
+   * the blast governor holds back while there are too many. Absent: publishing is synchronous.
+   */
+  pending?(): number;
   /** Clients connected now. */
   clients(): number;
   /** Clients the server disconnected for falling behind. */
