@@ -131,8 +131,10 @@ async function connectRedis(): Promise<Redis | string> {
     maxRetriesPerRequest: 1,
     retryStrategy: () => null,
   });
-  redis.on("error", () => {
-    // Reported by the failing command below.
+  // The socket's own error (ECONNREFUSED, say) says more than the failed command's.
+  let cause: string | undefined;
+  redis.on("error", (error: Error) => {
+    cause ??= error.message;
   });
   try {
     await redis.connect();
@@ -140,7 +142,7 @@ async function connectRedis(): Promise<Redis | string> {
     return redis;
   } catch (error) {
     redis.disconnect();
-    return `no Redis answers at ${REDIS_URL} (${error instanceof Error ? error.message : String(error)})`;
+    return `no Redis answers at ${REDIS_URL} (${cause ?? (error instanceof Error ? error.message : String(error))})`;
   }
 }
 
