@@ -2,7 +2,6 @@ import { RuncastError } from "./errors";
 import {
   describeIssues,
   type Envelope,
-  EnvelopeSchema,
   isTerminalStatus,
   isValidRunId,
   type RunEvent,
@@ -262,14 +261,16 @@ export class MemoryRunSource implements RunEventSource {
     return Number.isSafeInteger(seq) && seq >= 0 ? seq : undefined;
   }
 
-  /** Assigns the next id, checks the envelope against the public schema, and keeps it in the history. */
+  /**
+   * Assigns the next id and keeps the envelope in the history. Its parts were validated by the
+   * writer call (state or event), and the call built it so that `data` names `runId`: parsing
+   * the whole envelope again would only repeat that work.
+   */
   #record(envelope: Envelope): Envelope {
-    const stamped = { ...envelope, id: this.#id(this.#seq + 1) };
-    const parsed = EnvelopeSchema.safeParse(stamped);
-    if (!parsed.success) throw new RuncastError("invalid_envelope", describeIssues(parsed.error));
     this.#seq += 1;
-    this.#history[this.#seq % this.#historySize] = parsed.data;
-    return parsed.data;
+    const recorded: Envelope = { ...envelope, id: this.#id(this.#seq) };
+    this.#history[this.#seq % this.#historySize] = recorded;
+    return recorded;
   }
 
   #announce(envelope: Envelope): Envelope {

@@ -76,10 +76,11 @@ function sendError(
   res.end(body);
 }
 
-function queryOf(req: IncomingMessage): URLSearchParams {
+/** The request's path and its query string (without `?`), split once. */
+function splitUrl(req: IncomingMessage): [path: string, search: string] {
   const url = req.url ?? "";
   const q = url.indexOf("?");
-  return new URLSearchParams(q < 0 ? "" : url.slice(q + 1));
+  return q < 0 ? [url, ""] : [url.slice(0, q), url.slice(q + 1)];
 }
 
 /** `?types=a,b` as a set, `null` when absent, or an error message. */
@@ -106,13 +107,6 @@ function lastEventIdOf(req: IncomingMessage, query: URLSearchParams): string | u
   const value =
     (typeof header === "string" && header !== "" ? header : undefined) ?? query.get("lastEventId") ?? undefined;
   return value !== undefined && ENVELOPE_ID_PATTERN.test(value) ? value : undefined;
-}
-
-/** The request path without the query. */
-function pathOf(req: IncomingMessage): string {
-  const url = req.url ?? "";
-  const q = url.indexOf("?");
-  return q < 0 ? url : url.slice(0, q);
 }
 
 /** Everything one `sseRouter` owns. */
@@ -183,8 +177,8 @@ class Streams {
   }
 
   /** Serves one stream request: the checks (400, 403, 503, 404 in that order), then the stream. */
-  async serve(req: Request, res: Response, runId: string | null): Promise<void> {
-    const query = queryOf(req);
+  async serve(req: Request, res: Response, runId: string | null, search: string): Promise<void> {
+    const query = new URLSearchParams(search);
     if (runId !== null && !isValidRunId(runId)) {
       sendError(
         res,
@@ -274,8 +268,8 @@ export function sseRouter(source: RunEventSource, options?: SseRouterOptions): S
   const runPath = new RegExp(`^${basePath.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}/runs/([^/]+)/stream/?$`);
   const globalPath = `${basePath}/stream`;
 
-  const handle = (req: Request, res: Response, runId: string | null): void => {
-    streams.serve(req, res, runId).catch((error: unknown) => {
+  const handle = (req: Request, res: Response, runId: string | null, search: string): void => {
+    streams.serve(req, res, runId, search).catch((error: unknown) => {
       streams.report(error, { phase: "source", runId: runId ?? undefined });
       sendError(res, 500, "internal_error", "the stream could not be opened");
     });
@@ -284,7 +278,8 @@ export function sseRouter(source: RunEventSource, options?: SseRouterOptions): S
   const runs = Router();
   runs.use((req, res, next) => {
     if (req.method !== "GET") return next();
-    const match = runPath.exec(pathOf(req));
+    const [path, search] = splitUrl(req);
+    const match = runPath.exec(path);
     if (match === null) return next();
     let runId: string;
     try {
@@ -293,15 +288,15 @@ export function sseRouter(source: RunEventSource, options?: SseRouterOptions): S
       sendError(res, 400, "invalid_run_id", "the run id is not valid percent-encoding");
       return;
     }
-    handle(req, res, runId);
+    handle(req, res, runId, search);
   });
 
   const global = Router();
   global.use((req, res, next) => {
     if (req.method !== "GET") return next();
-    const path = pathOf(req);
+    const [path, search] = splitUrl(req);
     if (path !== globalPath && path !== `${globalPath}/`) return next();
-    handle(req, res, null);
+    handle(req, res, null, search);
   });
 
   const router = Router();

@@ -1,8 +1,7 @@
-import { createServer, type ServerResponse } from "node:http";
-import express from "express";
 import { sseRouter } from "../../lib/index";
 import { RedisRunSource } from "../../lib/redis";
 import { type BenchEvent, RUN_ID } from "../protocol";
+import { expressServer } from "./shared";
 import type { Fanout } from "./types";
 
 /** How this process takes part: `writer` also records the events (and creates the run), `reader` only serves. */
@@ -27,20 +26,12 @@ export async function createFanout(prefix: string, role: RedisRole): Promise<Fan
   });
   if (role === "writer") await source.createRun({ id: RUN_ID, status: "running", total_units: 1000 });
   const router = sseRouter(source);
-  const responses: ServerResponse[] = [];
-  const app = express();
-  app.use((_req, res, next) => {
-    responses.push(res);
-    next();
-  });
-  app.use(router);
   let pending = 0;
   const settled = (): void => {
     pending--;
   };
   return {
-    server: createServer(app),
-    responses,
+    ...expressServer(router),
     publish(event: BenchEvent): void {
       if (role !== "writer") throw new Error("only the writer process records events");
       pending++;

@@ -1,7 +1,6 @@
-import { createServer, type ServerResponse } from "node:http";
-import express from "express";
 import { MemoryRunSource, sseRouter } from "../../lib/index";
 import { type BenchEvent, RUN_ID } from "../protocol";
+import { expressServer } from "./shared";
 import type { Fanout } from "./types";
 
 /** runcast as its README shows it: `sseRouter` over a `MemoryRunSource`, mounted in Express, defaults throughout. */
@@ -9,16 +8,8 @@ export function createFanout(): Fanout {
   const source = new MemoryRunSource();
   source.createRun({ id: RUN_ID, status: "running", total_units: 1000 });
   const router = sseRouter(source);
-  const responses: ServerResponse[] = [];
-  const app = express();
-  app.use((_req, res, next) => {
-    responses.push(res);
-    next();
-  });
-  app.use(router);
   return {
-    server: createServer(app),
-    responses,
+    ...expressServer(router),
     publish(event: BenchEvent): void {
       source.recordEvent(RUN_ID, event);
     },
