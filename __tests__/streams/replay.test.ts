@@ -127,4 +127,15 @@ describe("resuming with Last-Event-ID", () => {
       expect(stream.frames).toHaveLength(0);
     }
   });
+
+  it("answers 204 at the complete frame even when the history no longer reaches back to it", async () => {
+    source.createRun({ id: "r" });
+    const c = source.completeRun("r", { status: "completed" });
+    source.createRun({ id: "busy" });
+    for (let i = 0; i < 60; i++) source.recordEvent("busy", { type: "unit.progress", n: i });
+    expect(source.replay(c.id as string)).toBeNull();
+    const stream = await SseStream.open(`${t.url}/api/runs/r/stream`, { "Last-Event-ID": c.id as string });
+    await stream.end();
+    expect(stream.status).toBe(204);
+  });
 });
