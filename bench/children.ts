@@ -6,6 +6,32 @@ import type { Envelope, ListeningMessage, Reply } from "./protocol";
 /** Open file descriptors asked for in each child: 10,000 sockets need more than many defaults allow. */
 const FD_LIMIT = 65536;
 
+/** Where the children's compiled scripts go: under node_modules, so that they resolve its packages. */
+const BUILD_DIR = join(__dirname, "..", "node_modules", ".cache", "runcast-bench");
+
+/** The child scripts, by the name `Child.start` takes. */
+export type ChildScript = "server" | "load";
+
+/**
+ * Compiles the child scripts (bench/server.ts, bench/load.ts and what they import) to plain
+ * JavaScript, once per benchmark run. The children then run without a TypeScript compiler
+ * loaded: its code and garbage would otherwise sit in every server's heap and resident
+ * pages, and blur the memory measured per connection.
+ */
+export async function compileChildren(): Promise<void> {
+  const { build } = await import("esbuild");
+  await build({
+    entryPoints: [join(__dirname, "server.ts"), join(__dirname, "load.ts")],
+    outdir: BUILD_DIR,
+    bundle: true,
+    packages: "external",
+    platform: "node",
+    format: "cjs",
+    target: "node20",
+    logLevel: "warning",
+  });
+}
+
 /** A child process of the benchmark, answering requests over IPC. */
 export class Child<Req extends { cmd: string }, Replies extends { [K in Req["cmd"]]: unknown }> {
   readonly #process: ChildProcess;
@@ -31,15 +57,16 @@ export class Child<Req extends { cmd: string }, Replies extends { [K in Req["cmd
   }
 
   /**
-   * Starts `node <script> ...args` through a shell that first raises its file descriptor
-   * limit as far as allowed, and resolves with the port it reports once ready.
+   * Starts `node <script> ...args` (as compiled by `compileChildren`) through a shell that
+   * first raises its file descriptor limit as far as allowed, and resolves with the port it
+   * reports once ready.
    */
   static async start<Req extends { cmd: string }, Replies extends { [K in Req["cmd"]]: unknown }>(
-    script: string,
+    script: ChildScript,
     args: readonly string[],
     nodeFlags: readonly string[] = [],
   ): Promise<{ child: Child<Req, Replies>; port: number }> {
-    const node = [process.execPath, ...nodeFlags, "-r", "ts-node/register/transpile-only", join(__dirname, script)];
+    const node = [process.execPath, ...nodeFlags, join(BUILD_DIR, `${script}.js`)];
     const raise = `ulimit -n ${FD_LIMIT} 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@"`;
     const proc = spawn("/bin/sh", ["-c", raise, "sh", ...node, ...args], {
       stdio: ["ignore", "inherit", "inherit", "ipc"],

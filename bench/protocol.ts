@@ -4,16 +4,22 @@
  */
 
 /**
- * The servers the benchmark knows. `express-loop` (the hand-written loop as an Express 5
- * route) is not run by default: it measures what Express itself costs. `runcast-redis` is
- * two processes sharing one Redis (see bench/servers/runcast-redis.ts), skipped when no
+ * The servers the benchmark knows. `express-loop` is the hand-written loop as an Express 5
+ * route: what Express itself costs, runcast's floor as Express middleware. `runcast-redis`
+ * is two processes sharing one Redis (see bench/servers/runcast-redis.ts), skipped when no
  * Redis answers.
  */
 export const SERVER_KINDS = ["handwritten", "runcast", "better-sse", "express-loop", "runcast-redis"] as const;
 /** One of the servers. */
 export type ServerKind = (typeof SERVER_KINDS)[number];
 /** The servers compared by default. */
-export const DEFAULT_SERVERS: readonly ServerKind[] = ["handwritten", "runcast", "better-sse", "runcast-redis"];
+export const DEFAULT_SERVERS: readonly ServerKind[] = [
+  "handwritten",
+  "runcast",
+  "better-sse",
+  "express-loop",
+  "runcast-redis",
+];
 
 /** The run every runcast client watches. */
 export const RUN_ID = "run_bench";

@@ -58,6 +58,8 @@ export interface Compared {
   value: number;
   vsHandwritten: number;
   vsBetterSse: number;
+  /** Ratio to `express-loop`: what Express alone costs, runcast's floor as Express middleware. */
+  vsExpressLoop: number;
 }
 
 /** One server at one client count, over all reps. */
@@ -100,6 +102,7 @@ export function summarize(trials: readonly Trial[]): Row[] {
           value: median(mine.map(read)),
           vsHandwritten: ratio("handwritten"),
           vsBetterSse: ratio("better-sse"),
+          vsExpressLoop: ratio("express-loop"),
         };
       }
       rows.push({
@@ -153,8 +156,8 @@ export function table(rows: readonly Row[]): string {
 /** runcast against the others, per client count: the figures the targets are stated in. */
 export function headline(rows: readonly Row[]): string {
   const lines = [
-    "| clients | K=1 vs hand-written | K=10 vs hand-written | best shape vs better-sse | p99 vs hand-written | RSS/conn vs hand-written | heap/conn vs hand-written |",
-    "|---:|---:|---:|---:|---:|---:|---:|",
+    "| clients | K=1 vs hand-written | K=10 vs hand-written | best shape vs better-sse | p99 vs hand-written | RSS/conn vs hand-written | heap/conn vs hand-written | heap/conn vs Express alone |",
+    "|---:|---:|---:|---:|---:|---:|---:|---:|",
   ];
   for (const row of rows) {
     if (row.server !== "runcast") continue;
@@ -162,7 +165,7 @@ export function headline(rows: readonly Row[]): string {
     const best = Math.max(f.k1.vsBetterSse, f.k10.vsBetterSse);
     const x = (v: number): string => (Number.isNaN(v) ? "-" : `${v.toFixed(2)}x`);
     lines.push(
-      `| ${row.clients} | ${x(f.k1.vsHandwritten)} | ${x(f.k10.vsHandwritten)} | ${x(best)} | ${x(f.p99.vsHandwritten)} | ${x(f.rss.vsHandwritten)} | ${x(f.heap.vsHandwritten)} |`,
+      `| ${row.clients} | ${x(f.k1.vsHandwritten)} | ${x(f.k10.vsHandwritten)} | ${x(best)} | ${x(f.p99.vsHandwritten)} | ${x(f.rss.vsHandwritten)} | ${x(f.heap.vsHandwritten)} | ${x(f.heap.vsExpressLoop)} |`,
     );
   }
   return lines.join("\n");

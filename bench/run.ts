@@ -21,7 +21,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { dirname, join } from "node:path";
 import { Redis } from "ioredis";
-import { Child } from "./children";
+import { Child, compileChildren } from "./children";
 import {
   DEFAULT_SERVERS,
   type LoadReplies,
@@ -175,6 +175,49 @@ async function deliver<T>(
   return { sent, got };
 }
 
+/** Clients a trial connects, serves one event and drops before it measures anything. */
+const WARM_UP_CLIENTS = 32;
+
+/**
+ * Serves a few clients one event and drops them, then waits until every server process has
+ * let them go: the code a first connection compiles and the caches it fills are then in the
+ * memory baseline, not counted per connection (at 100 clients they were a large share).
+ */
+async function warmUp(
+  load: Load,
+  writer: Server,
+  servers: readonly Server[],
+  ports: readonly number[],
+  path: string,
+  s: Settings,
+): Promise<void> {
+  const count = Math.max(WARM_UP_CLIENTS, ports.length);
+  const connected = await load.request({
+    cmd: "connect",
+    port: ports[0] ?? 0,
+    ports,
+    path,
+    count,
+    concurrency: s.concurrency,
+  });
+  if (connected.failed > 0) throw new Error(`warm-up: ${connected.failed} of ${count} clients failed to connect`);
+  const first = await deliver(
+    load,
+    false,
+    () => writer.request({ cmd: "paced", count: 1, intervalMs: 0 }),
+    (r) => r.broadcasts,
+  );
+  if (!first.got.complete) throw new Error("warm-up: not every client got the event");
+  await load.request({ cmd: "disconnect" });
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const each = await Promise.all(servers.map((x) => x.request({ cmd: "stats" })));
+    if (each.every((x) => x.clients === 0)) return;
+    if (Date.now() > deadline) throw new Error("warm-up: the server still counts clients 10 s after they left");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 /** How a trial reaches Redis, when it runs the `runcast-redis` server. */
 interface RedisTarget {
   admin: Redis;
@@ -200,10 +243,17 @@ async function trial(
           [kind, prefix, "reader"],
         ];
   const serverFlags = ["--expose-gc", ...s.serverFlags];
-  const started = await Promise.all([
-    Child.start<LoadRequest, LoadReplies>("load.ts", [], s.loadFlags),
-    ...serverArgs.map((args) => Child.start<ServerRequest, ServerReplies>("server.ts", args, serverFlags)),
+  const starting = await Promise.allSettled([
+    Child.start<LoadRequest, LoadReplies>("load", [], s.loadFlags),
+    ...serverArgs.map((args) => Child.start<ServerRequest, ServerReplies>("server", args, serverFlags)),
   ]);
+  const failed = starting.find((x): x is PromiseRejectedResult => x.status === "rejected");
+  if (failed !== undefined) {
+    // Stop the children that did start, or they outlive the benchmark.
+    await Promise.all(starting.map((x) => (x.status === "fulfilled" ? x.value.child.stop() : undefined)));
+    throw failed.reason;
+  }
+  const started = starting.map((x) => (x as PromiseFulfilledResult<{ child: Load | Server; port: number }>).value);
   const [{ child: load }, ...serving] = started as [{ child: Load }, ...{ child: Server; port: number }[]];
   const servers = serving.map((x) => x.child);
   const server = servers[0] as Server;
@@ -212,6 +262,14 @@ async function trial(
     return { rss: each.reduce((a, m) => a + m.rss, 0), heapUsed: each.reduce((a, m) => a + m.heapUsed, 0) };
   };
   try {
+    await warmUp(
+      load,
+      server,
+      servers,
+      serving.map((x) => x.port),
+      STREAM_PATH[kind],
+      s,
+    );
     const before = await memory();
     const connected = await load.request({
       cmd: "connect",
@@ -332,6 +390,7 @@ async function main(): Promise<void> {
     }
   }
   log(`runcast fan-out benchmark: ${JSON.stringify({ ...s, machine, redisPrefix: redis?.prefix })}`);
+  await compileChildren();
   const trials: Trial[] = [];
   const began = Date.now();
   for (let rep = 1; rep <= s.reps; rep++) {

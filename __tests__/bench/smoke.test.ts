@@ -43,7 +43,13 @@ describe("the fan-out benchmark in smoke mode", () => {
       const bar = "!".repeat(78);
       console.warn(`\n${bar}\n  SKIPPED the runcast-redis benchmark row: ${redisSkip.reason}\n${bar}\n`);
     }
-    const expected = ["better-sse", "handwritten", "runcast", ...(redisSkip === undefined ? ["runcast-redis"] : [])];
+    const expected = [
+      "better-sse",
+      "express-loop",
+      "handwritten",
+      "runcast",
+      ...(redisSkip === undefined ? ["runcast-redis"] : []),
+    ];
     expect(result.trials.map((t) => t.server).sort()).toEqual(expected);
     for (const trial of result.trials) {
       expect(trial.connectFailures).toBe(0);
@@ -65,6 +71,7 @@ describe("the fan-out benchmark in smoke mode", () => {
     const runcast = result.rows.find((row) => row.server === "runcast");
     expect(Number.isFinite(runcast?.figures.k10.vsHandwritten)).toBe(true);
     expect(Number.isFinite(runcast?.figures.k10.vsBetterSse)).toBe(true);
+    expect(Number.isFinite(runcast?.figures.heap.vsExpressLoop)).toBe(true);
     expect(result.rows.find((row) => row.server === "handwritten")?.figures.k1.vsHandwritten).toBe(1);
     // The table is printed.
     expect(stdout).toContain("| clients | server |");

@@ -2,6 +2,7 @@ import { createServer, type ServerResponse } from "node:http";
 import { createChannel, createSession } from "better-sse";
 import express from "express";
 import type { BenchEvent } from "../protocol";
+import { track } from "./shared";
 import type { Fanout } from "./types";
 
 /** Plain better-sse as its documentation shows it: a session per request, registered with one channel, behind Express. */
@@ -10,7 +11,7 @@ export function createFanout(): Fanout {
   const responses: ServerResponse[] = [];
   const app = express();
   app.get("/stream", async (req, res) => {
-    responses.push(res);
+    track(responses, res);
     const session = await createSession(req, res);
     channel.register(session);
   });

@@ -1,6 +1,6 @@
 import { createServer, type ServerResponse } from "node:http";
 import express from "express";
-import { handWrittenLoop } from "./shared";
+import { handWrittenLoop, track } from "./shared";
 import type { Fanout } from "./types";
 
 /**
@@ -12,7 +12,7 @@ export function createFanout(): Fanout {
   const responses: ServerResponse[] = [];
   const app = express();
   app.get("/stream", (_req, res) => {
-    responses.push(res);
+    track(responses, res);
     loop.accept(res);
   });
   return { server: createServer(app), responses, publish: loop.publish, clients: loop.count, cutOffs: () => 0 };

@@ -1,5 +1,5 @@
 import { createServer, type ServerResponse } from "node:http";
-import { handWrittenLoop } from "./shared";
+import { handWrittenLoop, track } from "./shared";
 import type { Fanout } from "./types";
 
 /**
@@ -14,7 +14,7 @@ export function createFanout(): Fanout {
       res.writeHead(404).end();
       return;
     }
-    responses.push(res);
+    track(responses, res);
     loop.accept(res);
   });
   return { server, responses, publish: loop.publish, clients: loop.count, cutOffs: () => 0 };

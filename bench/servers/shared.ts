@@ -35,12 +35,21 @@ export function handWrittenLoop(): {
   };
 }
 
+/** Lists `res` in `responses` (what the load governor samples) until it closes. */
+export function track(responses: ServerResponse[], res: ServerResponse): void {
+  responses.push(res);
+  res.once("close", () => {
+    const i = responses.indexOf(res);
+    if (i >= 0) responses.splice(i, 1);
+  });
+}
+
 /** An Express 5 app with `router` mounted, as a user mounts runcast; lists every response for the load governor. */
 export function expressServer(router: express.RequestHandler): { server: Server; responses: ServerResponse[] } {
   const responses: ServerResponse[] = [];
   const app = express();
   app.use((_req, res, next) => {
-    responses.push(res);
+    track(responses, res);
     next();
   });
   app.use(router);
