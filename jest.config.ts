@@ -14,8 +14,10 @@ const base: Config = {
 };
 
 /**
- * Two projects: everything on Express 5, and the stream suites again on Express 4 (the
- * `express` import is mapped to the `express4` alias), so both peer majors are tested.
+ * Three projects: everything on Express 5 and ioredis 6; the stream suites again on Express 4
+ * (the `express` import mapped to the `express4` alias); and the Redis contract suite again on
+ * ioredis 5 (mapped to `ioredis5`), so every peer major is tested. The Redis scale-out and
+ * fault suites run their servers as child processes, on ioredis 6 only.
  */
 const config: Config = {
   projects: [
@@ -25,6 +27,13 @@ const config: Config = {
       displayName: "express4",
       testMatch: ["<rootDir>/__tests__/streams/**/*.test.ts"],
       moduleNameMapper: { "^express$": "express4" },
+    },
+    {
+      ...base,
+      displayName: "ioredis5",
+      testMatch: ["<rootDir>/__tests__/redis/contract.test.ts"],
+      moduleNameMapper: { "^ioredis$": "ioredis5" },
+      globals: { RUNCAST_IOREDIS_MAJOR: 5 },
     },
   ],
 };

@@ -1,4 +1,5 @@
 import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { Redis } from "ioredis";
 import { RuncastError } from "../../lib/errors";
@@ -98,6 +99,14 @@ describe("the runcast/redis entry", () => {
     });
     return out.toString() === "true";
   };
+
+  it("runs on the ioredis major its jest project maps `ioredis` to", () => {
+    // jest.config.ts runs this suite on ioredis 6 and again on ioredis 5 (RUNCAST_IOREDIS_MAJOR).
+    const expected = (globalThis as { RUNCAST_IOREDIS_MAJOR?: number }).RUNCAST_IOREDIS_MAJOR ?? 6;
+    const manifest = path.join(path.dirname(require.resolve("ioredis")), "..", "package.json");
+    const { version } = JSON.parse(readFileSync(manifest, "utf8")) as { version: string };
+    expect(Number(version.split(".")[0])).toBe(expected);
+  });
 
   it("importing runcast never loads ioredis; runcast/redis does", () => {
     expect(loaded("./lib/index.ts")).toBe(false);
