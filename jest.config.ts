@@ -15,9 +15,8 @@ const base: Config = {
 
 /**
  * Three projects: everything on Express 5 and ioredis 6; the stream suites again on Express 4
- * (the `express` import mapped to the `express4` alias); and the Redis contract suite again on
- * ioredis 5 (mapped to `ioredis5`), so every peer major is tested. The Redis scale-out and
- * fault suites run their servers as child processes, on ioredis 6 only.
+ * (the `express` import mapped to the `express4` alias); and the Redis suites again on ioredis 5
+ * (mapped to `ioredis5`, in their fixture processes too), so every peer major is tested.
  */
 const config: Config = {
   projects: [
@@ -31,7 +30,7 @@ const config: Config = {
     {
       ...base,
       displayName: "ioredis5",
-      testMatch: ["<rootDir>/__tests__/redis/contract.test.ts"],
+      testMatch: ["<rootDir>/__tests__/redis/**/*.test.ts"],
       moduleNameMapper: { "^ioredis$": "ioredis5" },
       globals: { RUNCAST_IOREDIS_MAJOR: 5 },
     },

@@ -1,11 +1,11 @@
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
 import path from "node:path";
 import { Redis } from "ioredis";
 import { RuncastError } from "../../lib/errors";
 import { type EventInput, MemoryRunSource, type RunCompletion, type RunInit, type RunPatch } from "../../lib/memory";
 import { type RedisErrorContext, RedisRunSource, type RedisRunSourceOptions } from "../../lib/redis";
 import type { Envelope } from "../../lib/schema";
+import { loadedIoredisMajor } from "./fixtures/ioredis-major";
 import {
   adminClient,
   Collector,
@@ -13,6 +13,7 @@ import {
   deleteKeys,
   describeRedis,
   eventually,
+  expectedIoredisMajor,
   FaultyProxy,
   newPrefix,
   REDIS_URL,
@@ -101,11 +102,8 @@ describe("the runcast/redis entry", () => {
   };
 
   it("runs on the ioredis major its jest project maps `ioredis` to", () => {
-    // jest.config.ts runs this suite on ioredis 6 and again on ioredis 5 (RUNCAST_IOREDIS_MAJOR).
-    const expected = (globalThis as { RUNCAST_IOREDIS_MAJOR?: number }).RUNCAST_IOREDIS_MAJOR ?? 6;
-    const manifest = path.join(path.dirname(require.resolve("ioredis")), "..", "package.json");
-    const { version } = JSON.parse(readFileSync(manifest, "utf8")) as { version: string };
-    expect(Number(version.split(".")[0])).toBe(expected);
+    // jest.config.ts runs the Redis suites on ioredis 6 and again on ioredis 5.
+    expect(loadedIoredisMajor()).toBe(expectedIoredisMajor());
   });
 
   it("importing runcast never loads ioredis; runcast/redis does", () => {

@@ -165,6 +165,14 @@ export type FixtureMessage = { type: string } & Record<string, unknown>;
 const FIXTURES = path.join(__dirname, "fixtures");
 
 /**
+ * The ioredis major this jest project runs on: jest.config.ts maps `ioredis` to the `ioredis5`
+ * alias in one project and says so in `RUNCAST_IOREDIS_MAJOR`; 6 otherwise.
+ */
+export function expectedIoredisMajor(): number {
+  return (globalThis as { RUNCAST_IOREDIS_MAJOR?: number }).RUNCAST_IOREDIS_MAJOR ?? 6;
+}
+
+/**
  * A fixture in its own Node process (TypeScript through ts-node), driven over IPC: `ready`
  * when it is up, RPC replies to `request`, anything else kept in `messages`.
  */
@@ -209,10 +217,18 @@ export class Fixture {
     });
   }
 
-  /** Starts `fixtures/<file>` with `env` and waits for its `ready` message. */
+  /**
+   * Starts `fixtures/<file>` with `env` and waits for its `ready` message, checking that it
+   * runs on the ioredis major of this jest project.
+   */
   static async start(file: string, name: string, env: Record<string, string>): Promise<Fixture> {
+    const major = expectedIoredisMajor();
     const child = fork(path.join(FIXTURES, file), [], {
-      execArgv: ["-r", "ts-node/register/transpile-only"],
+      execArgv: [
+        "-r",
+        "ts-node/register/transpile-only",
+        ...(major === 5 ? ["-r", path.join(FIXTURES, "use-ioredis5.ts")] : []),
+      ],
       env: {
         ...process.env,
         TS_NODE_COMPILER_OPTIONS: JSON.stringify({ module: "commonjs", moduleResolution: "node" }),
@@ -226,6 +242,11 @@ export class Fixture {
       `${name} to start\n${fixture.output}`,
       30_000,
     );
+    const ready = fixture.messages.find((m) => m.type === "ready");
+    if (ready?.ioredisMajor !== major) {
+      await fixture.stop();
+      throw new Error(`${name} runs on ioredis ${String(ready?.ioredisMajor)}, expected ${major}`);
+    }
     return fixture;
   }
 
