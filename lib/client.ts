@@ -30,6 +30,8 @@ export const DEFAULT_MAX_RETRY_MS = 30_000;
 export const DEFAULT_MAX_FINISHED_RUNS = 100;
 /** How many recent envelope ids a watcher remembers to drop duplicates. */
 const DEDUPE_WINDOW = 10_000;
+/** How long a status probe of a failed stream may take before it counts as a plain failure, in ms. */
+const PROBE_TIMEOUT_MS = 10_000;
 
 /** `EventSource.readyState` values, spelled out because a custom constructor may lack the statics. */
 const CONNECTING = 0;
@@ -53,6 +55,17 @@ export interface EventSourceLike {
 
 /** An `EventSource` constructor: the global one, or e.g. `EventSource` from the `eventsource` package in Node. */
 export type EventSourceConstructor = new (url: string, init?: { withCredentials?: boolean }) => EventSourceLike;
+
+/** The part of the Fetch API the status probe uses; the global `fetch` of browsers and Node 20 fits. */
+export type FetchLike = (
+  url: string,
+  init: {
+    headers: Record<string, string>;
+    credentials: "include" | "same-origin";
+    cache: "no-store";
+    signal: AbortSignal;
+  },
+) => Promise<{ status: number; headers: { get(name: string): string | null }; json(): Promise<unknown> }>;
 
 /** What a frame handler is told besides the data. */
 export interface FrameInfo {
@@ -127,6 +140,14 @@ export interface WatchOptions {
   retryMs?: number;
   /** Longest delay between reopening attempts, in ms. @default 30000 */
   maxRetryMs?: number;
+  /**
+   * How to learn the HTTP status of a stream the `EventSource` gave up on without telling it
+   * (browsers never do): one `GET` of the stream's URL, dropped as soon as its head (or, for an
+   * error, its JSON body) has arrived. With it, a 404 or 403 closes the watcher with
+   * `stream_refused` in a browser too, instead of retrying forever. `false` turns the probe off.
+   * @default globalThis.fetch
+   */
+  fetch?: FetchLike | false;
 }
 
 /** Options of {@link watchAll}. */
@@ -172,19 +193,29 @@ export class WatchError extends Error {
   override readonly name = "WatchError";
   /** What went wrong. */
   readonly code: WatchErrorCode;
-  /** The HTTP status, when the `EventSource` tells it (the `eventsource` package does; browsers do not). */
+  /**
+   * The HTTP status, when known: the `eventsource` package tells it; in browsers the watcher
+   * asks the server again (see {@link WatchOptions.fetch}).
+   */
   readonly status: number | undefined;
+  /** The server's error code from its JSON error body (e.g. `run_not_found`), when the status probe read one. */
+  readonly serverCode: string | undefined;
   /** The skipped frame, for `invalid_frame`. */
   readonly frame: { type: string; id: string | undefined; data: string } | undefined;
 
   constructor(
     code: WatchErrorCode,
     message: string,
-    details: { status?: number; frame?: { type: string; id: string | undefined; data: string } } = {},
+    details: {
+      status?: number;
+      serverCode?: string;
+      frame?: { type: string; id: string | undefined; data: string };
+    } = {},
   ) {
     super(message);
     this.code = code;
     this.status = details.status;
+    this.serverCode = details.serverCode;
     this.frame = details.frame;
   }
 }
@@ -278,6 +309,43 @@ function statusOf(event: unknown): number | undefined {
   return typeof code === "number" && code > 0 ? code : undefined;
 }
 
+/** What a status probe learned of a stream's URL. */
+interface Probed {
+  status: number;
+  serverCode: string | undefined;
+}
+
+/**
+ * Asks the server for the status of a stream's URL, as the `EventSource` that gave up on it
+ * would have seen it, and reads the error code of a JSON error body. The request is aborted as
+ * soon as that is known (a 200 stream is not read). `undefined` when the server cannot be
+ * reached or does not answer within {@link PROBE_TIMEOUT_MS}.
+ */
+async function probeStatus(url: string, fetchImpl: FetchLike, withCredentials: boolean): Promise<Probed | undefined> {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), PROBE_TIMEOUT_MS);
+  try {
+    const response = await fetchImpl(url, {
+      headers: { Accept: "text/event-stream" },
+      credentials: withCredentials ? "include" : "same-origin",
+      cache: "no-store",
+      signal: controller.signal,
+    });
+    let serverCode: string | undefined;
+    if (response.status >= 400 && (response.headers.get("content-type") ?? "").includes("json")) {
+      const body = await response.json().catch(() => undefined);
+      const code = (body as { error?: { code?: unknown } } | undefined)?.error?.code;
+      if (typeof code === "string") serverCode = code;
+    }
+    return { status: response.status, serverCode };
+  } catch {
+    return undefined;
+  } finally {
+    clearTimeout(timer);
+    controller.abort();
+  }
+}
+
 /** A status that says reopening the stream would not help: 204 (nothing more to send), and 4xx but 408 and 429. */
 function isRefusal(status: number | undefined): boolean {
   return status === 204 || (status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429);
@@ -296,6 +364,8 @@ class Watch {
   readonly #EventSource: EventSourceConstructor;
   readonly #all: RunsMap | null;
   #source: EventSourceLike | undefined;
+  /** The URL the current (or last) `EventSource` opened. */
+  #sourceUrl = "";
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
   #failures = 0;
   /** Streams opened so far: a snapshot on any but the first is a resync. */
@@ -348,6 +418,7 @@ class Watch {
     const url = this.#opens === 0 ? this.#url : appendQuery(this.#url, [["lastEventId", this.#resumeId]]);
     const source = new this.#EventSource(url, { withCredentials: this.#options.withCredentials === true });
     this.#source = source;
+    this.#sourceUrl = url;
     this.#previousLastEventId = "";
     const mine = (listener: (event: MessageEvent) => void) => (event: MessageEvent) => {
       if (!this.#closed && this.#source === source) listener(event);
@@ -387,12 +458,35 @@ class Watch {
       return;
     }
     if (source.readyState !== CLOSED) return;
-    // The EventSource gave up: an HTTP error, a 204, or a wrong content type.
+    // The EventSource gave up: an HTTP error, a 204, a wrong content type, or no server.
     const status = statusOf(event);
     source.close();
     this.#source = undefined;
+    const fetchImpl = this.#options.fetch ?? (globalThis as { fetch?: FetchLike }).fetch;
+    if (status !== undefined || fetchImpl === undefined || fetchImpl === false) {
+      this.#afterFailure(status, undefined);
+      return;
+    }
+    // A browser's EventSource does not say why: ask the server once more.
+    this.#setStatus("reconnecting");
+    void probeStatus(this.#sourceUrl, fetchImpl, this.#options.withCredentials === true).then((probed) => {
+      if (!this.#closed && this.#source === undefined && this.#retryTimer === undefined) {
+        // A 200 now: the failure was passing (or the answer was not an event stream).
+        this.#afterFailure(probed?.status === 200 ? undefined : probed?.status, probed?.serverCode);
+      }
+    });
+  }
+
+  /** Closes the watcher on a refusal, or schedules the next attempt with backoff. */
+  #afterFailure(status: number | undefined, serverCode: string | undefined): void {
     if (isRefusal(status)) {
-      this.#error(new WatchError("stream_refused", `the server refused the stream (HTTP ${status})`, { status }));
+      const reason = serverCode === undefined ? "" : `: ${serverCode}`;
+      this.#error(
+        new WatchError("stream_refused", `the server refused the stream (HTTP ${status}${reason})`, {
+          status,
+          ...(serverCode === undefined ? {} : { serverCode }),
+        }),
+      );
       this.close();
       return;
     }

@@ -40,6 +40,7 @@ describe("runcast/client in Chromium", () => {
         onComplete: (s) => calls.push(\`complete:\${s.id}\`),
         onResync: (_runs, info) => calls.push(info === undefined ? "resync" : \`resync:removed=\${info.removed.join(",")}\`),
         onStatus: (status) => calls.push(\`status:\${status}\`),
+        onError: (e) => calls.push(\`error:\${e.code}:\${e.status}:\${e.serverCode}\`),
       };
       window.watcher = kind === "watchAll" ? watchAll(path, handlers) : watchRun(path, handlers);
     };
@@ -74,6 +75,17 @@ describe("runcast/client in Chromium", () => {
         .catch(() => undefined);
     }
   }
+
+  // Chromium's EventSource only says that it gave up; the watcher asks the server why.
+  it.each([
+    ["a run the server does not know", "/api/runs/nope/stream", "404:run_not_found"],
+    ["a malformed run id", "/api/runs/bad%20id/stream", "400:invalid_run_id"],
+  ])("closes a watcher of %s with stream_refused, its HTTP status and error code", async (_what, path, why) => {
+    r = await serveExample({ source: new MemoryRunSource() });
+    await watchInPage("watchRun", path);
+    const seen = await until("the refusal", (c) => c.includes("status:closed"));
+    expect(seen).toEqual(["status:reconnecting", `error:stream_refused:${why}`, "status:closed"]);
+  });
 
   it("watchAll resyncs from an id-less snapshot and removes the run that ended meanwhile", async () => {
     const source = new MemoryRunSource({ historySize: 2 });
