@@ -1,16 +1,19 @@
 import { RuncastError } from "./errors";
-import {
-  describeIssues,
-  type Envelope,
-  isTerminalStatus,
-  isValidRunId,
-  type RunEvent,
-  RunEventSchema,
-  type RunState,
-  RunStateSchema,
-  type TerminalStatus,
-} from "./schema";
+import { positiveInteger } from "./options";
+import { type Envelope, isTerminalStatus, type RunState } from "./schema";
 import { compareEnvelopeIds, type RunEventSource, type RunSnapshot } from "./source";
+import {
+  completionProblem,
+  type EventInput,
+  orThrow,
+  parseEvent,
+  parseState,
+  patchProblem,
+  type RunCompletion,
+  type RunInit,
+  type RunPatch,
+  runIdProblem,
+} from "./writer-input";
 
 /** Default number of envelopes {@link MemoryRunSource} keeps for replay. */
 export const DEFAULT_HISTORY_SIZE = 10_000;
@@ -35,25 +38,7 @@ export interface MemoryRunSourceOptions {
   onListenerError?: (error: unknown) => void;
 }
 
-/** What `createRun` takes: an id, and any initial fields. */
-export type RunInit = {
-  id: string;
-  status?: "pending" | "running";
-  completed_units?: number;
-  total_units?: number;
-} & Record<string, unknown>;
-/** What `recordEvent` takes: `run_id` and `ts` are filled in when missing. */
-export type EventInput = { type: string; unit?: string; ts?: string; run_id?: string } & Record<string, unknown>;
-/** What `updateRun` takes: any fields but `id`; a status, if given, must not be terminal. */
-export type RunPatch = { status?: "pending" | "running"; completed_units?: number; total_units?: number } & Record<
-  string,
-  unknown
->;
-/** What `completeRun` takes: the terminal status and any final fields. */
-export type RunCompletion = { status: TerminalStatus; completed_units?: number; total_units?: number } & Record<
-  string,
-  unknown
->;
+export type { EventInput, RunCompletion, RunInit, RunPatch } from "./writer-input";
 
 interface RunRecord {
   state: RunState;
@@ -70,14 +55,6 @@ let lastEpoch = 0;
 function nextEpoch(): number {
   lastEpoch = Math.max(Date.now(), lastEpoch + 1);
   return lastEpoch;
-}
-
-function positiveInteger(name: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (!Number.isSafeInteger(value) || value < 1) {
-    throw new RuncastError("invalid_option", `${name} must be a positive integer, got ${String(value)}`);
-  }
-  return value;
 }
 
 /**
@@ -111,14 +88,10 @@ export class MemoryRunSource implements RunEventSource {
 
   /** Creates a run (status `pending` unless given) and announces its first `state` envelope. */
   createRun(init: RunInit): RunState {
-    if (!isValidRunId(init?.id)) {
-      throw new RuncastError(
-        "invalid_run_id",
-        `invalid run id ${JSON.stringify(init?.id)}: use 1 to 128 characters of [A-Za-z0-9._:-]`,
-      );
-    }
+    const badId = runIdProblem(init?.id);
+    if (badId !== undefined) throw badId;
     if (this.#runs.has(init.id)) throw new RuncastError("run_exists", `run ${init.id} already exists`);
-    const state = this.#parseState({ status: "pending", completed_units: 0, ...init }, false);
+    const state = orThrow(parseState({ status: "pending", completed_units: 0, ...init }, false));
     this.#runs.set(state.id, { state });
     this.#announce({ type: "state", runId: state.id, data: state });
     return state;
@@ -127,31 +100,15 @@ export class MemoryRunSource implements RunEventSource {
   /** Records an event of an active run (`run_id` and `ts` filled in when absent) and announces it. */
   recordEvent(runId: string, event: EventInput): Envelope {
     this.#activeRun(runId);
-    const parsed = RunEventSchema.safeParse({ ts: new Date().toISOString(), ...event, run_id: event?.run_id ?? runId });
-    if (!parsed.success)
-      throw new RuncastError("invalid_event", `invalid event for run ${runId}: ${describeIssues(parsed.error)}`);
-    if (parsed.data.run_id !== runId) {
-      throw new RuncastError(
-        "invalid_event",
-        `event names run ${parsed.data.run_id} but was recorded for run ${runId}`,
-      );
-    }
-    return this.#announce({ type: "event", runId, data: parsed.data satisfies RunEvent });
+    return this.#announce({ type: "event", runId, data: orThrow(parseEvent(runId, event)) });
   }
 
   /** Merges `patch` into an active run's state and announces the new `state`. */
   updateRun(runId: string, patch: RunPatch): RunState {
     const record = this.#activeRun(runId);
-    if (patch !== null && typeof patch === "object" && "id" in patch && patch.id !== runId) {
-      throw new RuncastError("invalid_state", `updateRun cannot change a run's id`);
-    }
-    if (typeof patch?.status === "string" && isTerminalStatus(patch.status)) {
-      throw new RuncastError(
-        "invalid_state",
-        `updateRun cannot set the terminal status "${patch.status}": call completeRun`,
-      );
-    }
-    const state = this.#parseState({ ...record.state, ...patch, id: runId }, false);
+    const refused = patchProblem(runId, patch);
+    if (refused !== undefined) throw refused;
+    const state = orThrow(parseState({ ...record.state, ...patch, id: runId }, false));
     record.state = state;
     this.#announce({ type: "state", runId, data: state });
     return state;
@@ -160,13 +117,9 @@ export class MemoryRunSource implements RunEventSource {
   /** Ends an active run with a terminal status and announces its `complete` envelope. */
   completeRun(runId: string, final: RunCompletion): Envelope {
     const record = this.#activeRun(runId);
-    if (typeof final?.status !== "string" || !isTerminalStatus(final.status)) {
-      throw new RuncastError(
-        "invalid_state",
-        `completeRun needs a terminal status (completed, failed or cancelled), got ${JSON.stringify(final?.status)}`,
-      );
-    }
-    const state = this.#parseState({ ...record.state, ...final, id: runId }, true);
+    const refused = completionProblem(final);
+    if (refused !== undefined) throw refused;
+    const state = orThrow(parseState({ ...record.state, ...final, id: runId }, true));
     const envelope = this.#record({ type: "complete", runId, data: state });
     record.state = state;
     record.completion = envelope;
@@ -239,15 +192,6 @@ export class MemoryRunSource implements RunEventSource {
       throw new RuncastError("run_finished", `run ${runId} is already ${record.state.status}`);
     }
     return record;
-  }
-
-  #parseState(candidate: unknown, terminal: boolean): RunState {
-    const parsed = RunStateSchema.safeParse(candidate);
-    if (!parsed.success) throw new RuncastError("invalid_state", `invalid run state: ${describeIssues(parsed.error)}`);
-    if (isTerminalStatus(parsed.data.status) !== terminal) {
-      throw new RuncastError("invalid_state", `unexpected status "${parsed.data.status}"`);
-    }
-    return parsed.data;
   }
 
   #id(seq: number): string {

@@ -49,7 +49,13 @@ export const DEFAULTS = {
   maxClients: Number.POSITIVE_INFINITY,
 } as const;
 
-function positive(name: string, value: number | undefined, fallback: number, allowInfinity = false): number {
+/** An option that must be a positive integer (or, with `allowInfinity`, `Infinity`), else `invalid_option`. */
+export function positiveInteger(
+  name: string,
+  value: number | undefined,
+  fallback: number,
+  allowInfinity = false,
+): number {
   if (value === undefined) return fallback;
   const ok =
     typeof value === "number" &&
@@ -77,10 +83,10 @@ export function resolveOptions(options: SseRouterOptions = {}): ResolvedOptions 
   }
   return {
     basePath,
-    heartbeatMs: positive("heartbeatMs", options.heartbeatMs, DEFAULTS.heartbeatMs),
-    retryMs: positive("retryMs", options.retryMs, DEFAULTS.retryMs),
-    maxBufferedBytes: positive("maxBufferedBytes", options.maxBufferedBytes, DEFAULTS.maxBufferedBytes),
-    maxClients: positive("maxClients", options.maxClients, DEFAULTS.maxClients, true),
+    heartbeatMs: positiveInteger("heartbeatMs", options.heartbeatMs, DEFAULTS.heartbeatMs),
+    retryMs: positiveInteger("retryMs", options.retryMs, DEFAULTS.retryMs),
+    maxBufferedBytes: positiveInteger("maxBufferedBytes", options.maxBufferedBytes, DEFAULTS.maxBufferedBytes),
+    maxClients: positiveInteger("maxClients", options.maxClients, DEFAULTS.maxClients, true),
     authorize: options.authorize,
     onError: options.onError ?? ((error, context) => console.error("runcast:", context, error)),
   };

@@ -1,22 +1,24 @@
 import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 import { RuncastError } from "./errors";
-import type { EventInput, RunCompletion, RunInit, RunPatch } from "./memory";
+import { positiveInteger } from "./options";
 import { installScripts, type ScriptName, type ScriptRunner } from "./redis-scripts";
-import {
-  describeIssues,
-  type Envelope,
-  isTerminalStatus,
-  isValidRunId,
-  type RunEvent,
-  RunEventSchema,
-  type RunState,
-  RunStateSchema,
-} from "./schema";
+import { type Envelope, isValidRunId, type RunEvent, type RunState } from "./schema";
 import { compareEnvelopeIds, type RunEventSource, type RunSnapshot } from "./source";
+import {
+  completionProblem,
+  type EventInput,
+  parseEvent,
+  parseState,
+  patchProblem,
+  type RunCompletion,
+  type RunInit,
+  type RunPatch,
+  runIdProblem,
+} from "./writer-input";
 
 export { RuncastError, type RuncastErrorCode } from "./errors";
-export type { EventInput, RunCompletion, RunInit, RunPatch } from "./memory";
+export type { EventInput, RunCompletion, RunInit, RunPatch } from "./writer-input";
 
 /** Default Redis address. */
 export const DEFAULT_REDIS_URL = "redis://127.0.0.1:6379";
@@ -125,14 +127,6 @@ type StreamEntry = [id: string, fields: string[]];
 
 /** One run's status, as a write that fails validation needs it to report the right error. */
 type RunCondition = { kind: "missing" } | { kind: "active" } | { kind: "finished"; status: string };
-
-function positiveInteger(name: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (!Number.isSafeInteger(value) || value < 1) {
-    throw new RuncastError("invalid_option", `${name} must be a positive integer, got ${String(value)}`);
-  }
-  return value;
-}
 
 function isStreamId(id: string): boolean {
   const match = STREAM_ID.exec(id);
@@ -280,31 +274,22 @@ export class RedisRunSource implements RunEventSource {
   /** Creates a run (status `pending` unless given) and announces its first `state` envelope. */
   async createRun(init: RunInit): Promise<RunState> {
     this.#assertOpen();
-    if (!isValidRunId(init?.id)) {
-      throw new RuncastError(
-        "invalid_run_id",
-        `invalid run id ${JSON.stringify(init?.id)}: use 1 to 128 characters of [A-Za-z0-9._:-]`,
-      );
-    }
+    const badId = runIdProblem(init?.id);
+    if (badId !== undefined) throw badId;
     const runId = init.id;
-    const parsed = RunStateSchema.safeParse({ status: "pending", completed_units: 0, ...init });
-    const problem = !parsed.success
-      ? new RuncastError("invalid_state", `invalid run state: ${describeIssues(parsed.error)}`)
-      : isTerminalStatus(parsed.data.status)
-        ? new RuncastError("invalid_state", `unexpected status "${parsed.data.status}"`)
-        : undefined;
-    if (problem !== undefined || !parsed.success) {
+    const state = parseState({ status: "pending", completed_units: 0, ...init }, false);
+    if (state instanceof RuncastError) {
       // As in MemoryRunSource, an existing run is reported before a bad state.
       if ((await this.#condition(runId)).kind !== "missing") {
         throw new RuncastError("run_exists", `run ${runId} already exists`);
       }
-      throw problem;
+      throw state;
     }
     const { data } = await this.#write(
       "createRun",
       runId,
       [this.#keys.active, this.#keys.order],
-      [runId, ...fieldArgs(parsed.data, false)],
+      [runId, ...fieldArgs(state, false)],
     );
     return this.#parseJson(data) as RunState;
   }
@@ -313,20 +298,9 @@ export class RedisRunSource implements RunEventSource {
   async recordEvent(runId: string, event: EventInput): Promise<Envelope> {
     this.#assertOpen();
     if (!isValidRunId(runId)) throw notFound(runId);
-    const parsed = RunEventSchema.safeParse({ ts: new Date().toISOString(), ...event, run_id: event?.run_id ?? runId });
-    if (!parsed.success) {
-      return this.#failUnlessActive(
-        runId,
-        new RuncastError("invalid_event", `invalid event for run ${runId}: ${describeIssues(parsed.error)}`),
-      );
-    }
-    if (parsed.data.run_id !== runId) {
-      return this.#failUnlessActive(
-        runId,
-        new RuncastError("invalid_event", `event names run ${parsed.data.run_id} but was recorded for run ${runId}`),
-      );
-    }
-    const json = JSON.stringify(parsed.data);
+    const parsed = parseEvent(runId, event);
+    if (parsed instanceof RuncastError) return this.#failUnlessActive(runId, parsed);
+    const json = JSON.stringify(parsed);
     const { id } = await this.#write("recordEvent", runId, [], [runId, json]);
     return { type: "event", runId, id, data: this.#parseJson(json) as RunEvent };
   }
@@ -336,17 +310,7 @@ export class RedisRunSource implements RunEventSource {
     this.#assertOpen();
     if (!isValidRunId(runId)) throw notFound(runId);
     const fields: Record<string, unknown> = { ...patch };
-    let problem: RuncastError | undefined;
-    if (patch !== null && typeof patch === "object" && "id" in patch && patch.id !== runId) {
-      problem = new RuncastError("invalid_state", `updateRun cannot change a run's id`);
-    } else if (typeof patch?.status === "string" && isTerminalStatus(patch.status)) {
-      problem = new RuncastError(
-        "invalid_state",
-        `updateRun cannot set the terminal status "${patch.status}": call completeRun`,
-      );
-    } else {
-      problem = checkMerge(runId, fields, "pending", false);
-    }
+    const problem = patchProblem(runId, patch) ?? checkMerge(runId, fields, "pending", false);
     if (problem !== undefined) return this.#failUnlessActive(runId, problem);
     const { data } = await this.#write("updateRun", runId, [], [runId, ...fieldArgs(fields, true)]);
     return this.#parseJson(data) as RunState;
@@ -357,15 +321,7 @@ export class RedisRunSource implements RunEventSource {
     this.#assertOpen();
     if (!isValidRunId(runId)) throw notFound(runId);
     const fields: Record<string, unknown> = { ...final };
-    let problem: RuncastError | undefined;
-    if (typeof final?.status !== "string" || !isTerminalStatus(final.status)) {
-      problem = new RuncastError(
-        "invalid_state",
-        `completeRun needs a terminal status (completed, failed or cancelled), got ${JSON.stringify(final?.status)}`,
-      );
-    } else {
-      problem = checkMerge(runId, fields, final.status, true);
-    }
+    const problem = completionProblem(final) ?? checkMerge(runId, fields, final.status, true);
     if (problem !== undefined) return this.#failUnlessActive(runId, problem);
     const { id, data } = await this.#write(
       "completeRun",
@@ -745,12 +701,8 @@ function checkMerge(
 ): RuncastError | undefined {
   // Every schema rule is about one field, and the stored state already passed them, so the
   // patch over valid placeholders fails exactly when the real merge would.
-  const parsed = RunStateSchema.safeParse({ status, completed_units: 0, ...fields, id: runId });
-  if (!parsed.success) return new RuncastError("invalid_state", `invalid run state: ${describeIssues(parsed.error)}`);
-  if (isTerminalStatus(parsed.data.status) !== terminal) {
-    return new RuncastError("invalid_state", `unexpected status "${parsed.data.status}"`);
-  }
-  return undefined;
+  const merged = parseState({ status, completed_units: 0, ...fields, id: runId }, terminal);
+  return merged instanceof RuncastError ? merged : undefined;
 }
 
 function finished(runId: string, status: string): RuncastError {

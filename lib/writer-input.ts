@@ -1,0 +1,98 @@
+/**
+ * What a daemon hands the writer API (`createRun`, `recordEvent`, `updateRun`, `completeRun`)
+ * and how it is checked, shared by `MemoryRunSource` and `RedisRunSource` so that both answer
+ * the same input with the same error. The checks return the problem instead of throwing it:
+ * the in-memory source throws at once, the Redis source first asks Redis whether the run is
+ * active, since an unknown or finished run is reported before a bad input.
+ */
+import { RuncastError } from "./errors";
+import {
+  describeIssues,
+  isTerminalStatus,
+  isValidRunId,
+  type RunEvent,
+  RunEventSchema,
+  type RunState,
+  RunStateSchema,
+  type TerminalStatus,
+} from "./schema";
+
+/** What `createRun` takes: an id, and any initial fields. */
+export type RunInit = {
+  id: string;
+  status?: "pending" | "running";
+  completed_units?: number;
+  total_units?: number;
+} & Record<string, unknown>;
+/** What `recordEvent` takes: `run_id` and `ts` are filled in when missing. */
+export type EventInput = { type: string; unit?: string; ts?: string; run_id?: string } & Record<string, unknown>;
+/** What `updateRun` takes: any fields but `id`; a status, if given, must not be terminal. */
+export type RunPatch = { status?: "pending" | "running"; completed_units?: number; total_units?: number } & Record<
+  string,
+  unknown
+>;
+/** What `completeRun` takes: the terminal status and any final fields. */
+export type RunCompletion = { status: TerminalStatus; completed_units?: number; total_units?: number } & Record<
+  string,
+  unknown
+>;
+
+/** `invalid_run_id` for an id `createRun` cannot take. */
+export function runIdProblem(id: unknown): RuncastError | undefined {
+  if (isValidRunId(id)) return undefined;
+  return new RuncastError(
+    "invalid_run_id",
+    `invalid run id ${JSON.stringify(id)}: use 1 to 128 characters of [A-Za-z0-9._:-]`,
+  );
+}
+
+/** A whole run state, validated; its status must be terminal exactly when `terminal` is. */
+export function parseState(candidate: unknown, terminal: boolean): RunState | RuncastError {
+  const parsed = RunStateSchema.safeParse(candidate);
+  if (!parsed.success) return new RuncastError("invalid_state", `invalid run state: ${describeIssues(parsed.error)}`);
+  if (isTerminalStatus(parsed.data.status) !== terminal) {
+    return new RuncastError("invalid_state", `unexpected status "${parsed.data.status}"`);
+  }
+  return parsed.data;
+}
+
+/** An event recorded for `runId`, validated, with `run_id` and `ts` filled in when absent. */
+export function parseEvent(runId: string, event: EventInput): RunEvent | RuncastError {
+  const parsed = RunEventSchema.safeParse({ ts: new Date().toISOString(), ...event, run_id: event?.run_id ?? runId });
+  if (!parsed.success) {
+    return new RuncastError("invalid_event", `invalid event for run ${runId}: ${describeIssues(parsed.error)}`);
+  }
+  if (parsed.data.run_id !== runId) {
+    return new RuncastError("invalid_event", `event names run ${parsed.data.run_id} but was recorded for run ${runId}`);
+  }
+  return parsed.data;
+}
+
+/** What `updateRun` refuses before merging: a patch that changes the id or sets a terminal status. */
+export function patchProblem(runId: string, patch: RunPatch): RuncastError | undefined {
+  if (patch !== null && typeof patch === "object" && "id" in patch && patch.id !== runId) {
+    return new RuncastError("invalid_state", `updateRun cannot change a run's id`);
+  }
+  if (typeof patch?.status === "string" && isTerminalStatus(patch.status)) {
+    return new RuncastError(
+      "invalid_state",
+      `updateRun cannot set the terminal status "${patch.status}": call completeRun`,
+    );
+  }
+  return undefined;
+}
+
+/** What `completeRun` refuses before merging: a status that is not terminal. */
+export function completionProblem(final: RunCompletion): RuncastError | undefined {
+  if (typeof final?.status === "string" && isTerminalStatus(final.status)) return undefined;
+  return new RuncastError(
+    "invalid_state",
+    `completeRun needs a terminal status (completed, failed or cancelled), got ${JSON.stringify(final?.status)}`,
+  );
+}
+
+/** The value, or throws the problem found instead. */
+export function orThrow<T>(checked: T | RuncastError): T {
+  if (checked instanceof RuncastError) throw checked;
+  return checked;
+}
