@@ -128,3 +128,22 @@ export class Child<Req extends { cmd: string }, Replies extends { [K in Req["cmd
     });
   }
 }
+
+/**
+ * In a child: answers each request from the benchmark with its handler's result (or error),
+ * and exits once the benchmark goes away.
+ */
+export function answerRequests<Req extends { cmd: string }>(
+  handlers: {
+    [K in Req["cmd"]]: (req: Extract<Req, { cmd: K }>) => Promise<unknown>;
+  },
+): void {
+  process.on("message", (message: Envelope<Req>) => {
+    const handler = handlers[message.body.cmd as Req["cmd"]] as (req: Req) => Promise<unknown>;
+    handler(message.body).then(
+      (body) => process.send?.({ id: message.id, ok: true, body } satisfies Reply),
+      (error: unknown) => process.send?.({ id: message.id, ok: false, error: String(error) } satisfies Reply),
+    );
+  });
+  process.on("disconnect", () => process.exit(0));
+}

@@ -5,7 +5,8 @@
  * servers it measures.
  */
 import { connect, type Socket } from "node:net";
-import type { Envelope, LoadReplies, LoadRequest, Reply } from "./protocol";
+import { answerRequests } from "./children";
+import type { LoadReplies, LoadRequest } from "./protocol";
 import { wallClock } from "./protocol";
 
 const MARKER = '"seq":';
@@ -209,12 +210,5 @@ const handlers: { [K in LoadRequest["cmd"]]: (req: Extract<LoadRequest, { cmd: K
   },
 };
 
-process.on("message", (message: Envelope<LoadRequest>) => {
-  const handler = handlers[message.body.cmd] as (req: LoadRequest) => Promise<unknown>;
-  handler(message.body).then(
-    (body) => process.send?.({ id: message.id, ok: true, body } satisfies Reply),
-    (error: unknown) => process.send?.({ id: message.id, ok: false, error: String(error) } satisfies Reply),
-  );
-});
-process.on("disconnect", () => process.exit(0));
+answerRequests<LoadRequest>(handlers);
 process.send?.({ listening: 0 });

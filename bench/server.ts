@@ -4,11 +4,10 @@
  * its port, then broadcasts when the orchestrator asks.
  */
 import type { ServerResponse } from "node:http";
+import { answerRequests } from "./children";
 import {
   benchEvent,
-  type Envelope,
   type ListeningMessage,
-  type Reply,
   SERVER_KINDS,
   type ServerKind,
   type ServerReplies,
@@ -121,14 +120,7 @@ async function main(): Promise<void> {
     stats: async () => ({ clients: fanout.clients(), cutOffs: fanout.cutOffs() }),
   };
 
-  process.on("message", (message: Envelope<ServerRequest>) => {
-    const handler = handlers[message.body.cmd] as (req: ServerRequest) => Promise<unknown>;
-    handler(message.body).then(
-      (body) => process.send?.({ id: message.id, ok: true, body } satisfies Reply),
-      (error: unknown) => process.send?.({ id: message.id, ok: false, error: String(error) } satisfies Reply),
-    );
-  });
-  process.on("disconnect", () => process.exit(0));
+  answerRequests<ServerRequest>(handlers);
 
   fanout.server.listen({ host: "127.0.0.1", port: 0, backlog: 4096 }, () => {
     const address = fanout.server.address();
