@@ -470,10 +470,8 @@ class Watch {
     // A browser's EventSource does not say why: ask the server once more.
     this.#setStatus("reconnecting");
     void probeStatus(this.#sourceUrl, fetchImpl, this.#options.withCredentials === true).then((probed) => {
-      if (!this.#closed && this.#source === undefined && this.#retryTimer === undefined) {
-        // A 200 now: the failure was passing (or the answer was not an event stream).
-        this.#afterFailure(probed?.status === 200 ? undefined : probed?.status, probed?.serverCode);
-      }
+      // A 200 now: the failure was passing (or the answer was not an event stream).
+      if (!this.#closed) this.#afterFailure(probed?.status === 200 ? undefined : probed?.status, probed?.serverCode);
     });
   }
 
