@@ -1,7 +1,7 @@
 import { defineConfig } from "tsup";
 
 export default defineConfig({
-  entry: { index: "lib/index.ts", client: "lib/client.ts", redis: "lib/redis.ts" },
+  entry: { index: "lib/index.ts", client: "lib/client/index.ts", redis: "lib/redis/index.ts" },
   format: ["cjs", "esm"],
   dts: true,
   sourcemap: false,

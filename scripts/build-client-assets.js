@@ -15,7 +15,7 @@ async function browserBundle() {
   const { build } = require("tsup");
   await build({
     config: false,
-    entry: { "client.browser": path.join(root, "lib/client.ts") },
+    entry: { "client.browser": path.join(root, "lib/client/index.ts") },
     outDir: dist,
     format: ["esm"],
     platform: "browser",

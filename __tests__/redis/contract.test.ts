@@ -108,7 +108,7 @@ describe("the runcast/redis entry", () => {
 
   it("importing runcast never loads ioredis; runcast/redis does", () => {
     expect(loaded("./lib/index.ts")).toBe(false);
-    expect(loaded("./lib/redis.ts")).toBe(true);
+    expect(loaded("./lib/redis/index.ts")).toBe(true);
   });
 
   it("rejects bad options with invalid_option before connecting", () => {

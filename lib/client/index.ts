@@ -17,10 +17,10 @@ import {
   RunEventSchema,
   type RunState,
   RunStateSchema,
-} from "./schema";
+} from "../schema";
 
-export type { RunEvent, RunState, RunStatus } from "./schema";
-export { isTerminalStatus } from "./schema";
+export type { RunEvent, RunState, RunStatus } from "../schema";
+export { isTerminalStatus } from "../schema";
 
 /** Delay before the first attempt to reopen a stream the `EventSource` gave up on, in ms. */
 export const DEFAULT_RETRY_MS = 1_000;

@@ -1,10 +1,9 @@
 import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
-import { RuncastError } from "./errors";
-import { positiveInteger } from "./options";
-import { installScripts, type ScriptName, type ScriptRunner } from "./redis-scripts";
-import { type Envelope, isValidRunId, type RunEvent, type RunState } from "./schema";
-import { compareEnvelopeIds, type RunEventSource, type RunSnapshot } from "./source";
+import { RuncastError } from "../errors";
+import { positiveInteger } from "../options";
+import { type Envelope, isValidRunId, type RunEvent, type RunState } from "../schema";
+import { compareEnvelopeIds, type RunEventSource, type RunSnapshot } from "../source";
 import {
   completionProblem,
   type EventInput,
@@ -15,10 +14,11 @@ import {
   type RunInit,
   type RunPatch,
   runIdProblem,
-} from "./writer-input";
+} from "../writer-input";
+import { installScripts, type ScriptName, type ScriptRunner } from "./scripts";
 
-export { RuncastError, type RuncastErrorCode } from "./errors";
-export type { EventInput, RunCompletion, RunInit, RunPatch } from "./writer-input";
+export { RuncastError, type RuncastErrorCode } from "../errors";
+export type { EventInput, RunCompletion, RunInit, RunPatch } from "../writer-input";
 
 /** Default Redis address. */
 export const DEFAULT_REDIS_URL = "redis://127.0.0.1:6379";
@@ -735,4 +735,4 @@ function release(connection: Redis, graceful: boolean): Promise<void> {
   });
 }
 
-export type { RunSnapshot } from "./source";
+export type { RunSnapshot } from "../source";
