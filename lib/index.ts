@@ -34,4 +34,14 @@ export {
   TERMINAL_STATUSES,
   type TerminalStatus,
 } from "./schema";
-export { compareEnvelopeIds, type MaybePromise, type RunEventSource, type RunSnapshot } from "./source";
+export {
+  compareEnvelopeIds,
+  type LiveGap,
+  type LogGap,
+  type LogPage,
+  type LogQuery,
+  type MaybePromise,
+  type ResyncReason,
+  type RunEventSource,
+  type RunSnapshot,
+} from "./source";

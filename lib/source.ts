@@ -15,6 +15,55 @@ export interface RunSnapshot {
 }
 
 /**
+ * Why a resume cannot be served exactly from a log, as sent in the `resync` frame:
+ * `trimmed` when the log no longer reaches back that far (or, from the start, to the run's
+ * first envelope); `unknown_id` when the id is not one of the log's (another process's or
+ * deployment's, malformed, or made up).
+ */
+export type ResyncReason = "trimmed" | "unknown_id";
+
+/** What {@link RunEventSource.readLog} is asked for. */
+export interface LogQuery {
+  /** One run's log; absent for the global history (every run's envelopes in id order). */
+  runId?: string;
+  /**
+   * Read after this envelope id. Absent: from the log's beginning, which for a run is its
+   * first `state`; a run log that no longer starts there answers `{ gap: "trimmed" }`.
+   */
+  after?: string;
+  /** The most envelopes to return (at least 1). */
+  limit: number;
+}
+
+/** A page of a log: the envelopes after the query's position, oldest first, each with its id. */
+export interface LogPage {
+  /**
+   * At most `limit` envelopes. Fewer than `limit` means the log held no more when it was
+   * read; exactly `limit`, that the reader should ask again after the last one.
+   */
+  envelopes: Envelope[];
+}
+
+/** The log cannot serve the query exactly (see {@link ResyncReason}). */
+export interface LogGap {
+  gap: ResyncReason;
+}
+
+/**
+ * A source's word that its live delivery lost continuity: envelopes were recorded that it
+ * will never deliver (its history was trimmed past its reader during an outage), or its
+ * history is gone (its store restarted empty). runcast then ends the affected streams so
+ * that their clients resume, and get a `resync` where the log cannot serve them.
+ */
+export interface LiveGap {
+  reason: "trimmed" | "history_lost";
+  /** The one run concerned; absent when it concerns every run. */
+  runId?: string;
+  /** What happened, for the host's logs. */
+  message: string;
+}
+
+/**
  * The event source adapter: what runcast needs from a job daemon. Implement it over your
  * own store, or use the bundled {@link MemoryRunSource} (in-process) or `RedisRunSource`
  * (`runcast/redis`, several processes).
@@ -26,24 +75,42 @@ export interface RunEventSource {
   listRuns(): MaybePromise<RunState[]>;
   /**
    * Starts delivering live envelopes, in id order, to `listener`. Returns the function that
-   * stops it. runcast subscribes once per router, whatever its number of clients.
+   * stops it. runcast subscribes once per router, whatever its number of clients. A source
+   * that can lose continuity (a networked one) calls `onGap` when it did (see {@link LiveGap}).
    */
-  subscribe(listener: (envelope: Envelope) => void): () => void;
+  subscribe(listener: (envelope: Envelope) => void, onGap?: (gap: LiveGap) => void): () => void;
   /**
    * The envelopes after `afterId`, oldest first: of one run when `runId` is given, of all
    * runs otherwise. Answers `null` when the history no longer reaches back to `afterId` or
-   * does not know it; runcast then sends a fresh snapshot instead.
+   * does not know it; runcast then sends a `resync` and a fresh snapshot instead. Used for
+   * resumes only when the source has no `readLog`, which serves them in pages.
    */
   replay?(afterId: string, runId?: string): AsyncIterable<Envelope> | MaybePromise<Envelope[] | null>;
   /** A finished run's `complete` envelope, id included; `undefined` while the run is active or unknown. */
   getCompletion?(runId: string): MaybePromise<Envelope | undefined>;
   /**
    * States and their cursor, read atomically: one run's (`undefined` when unknown) or, with
-   * no `runId`, every active run's. Without it runcast reads `getRun`/`listRuns` and sends
+   * no `runId`, every active run's. One run's cursor is the id of that run's newest envelope
+   * (an id of its log, so a client can resume its run stream from it); the global cursor is
+   * the newest envelope of the global history. Without it runcast reads `getRun`/`listRuns` and sends
    * snapshot frames with no id, so it cannot tell which live envelopes a snapshot already
    * reflects.
    */
   snapshot?(runId?: string): MaybePromise<RunSnapshot | undefined>;
+  /**
+   * Reads a log one page at a time: one run's (`runId`) or the global history, after an
+   * envelope id or (for a run) from its first envelope. runcast uses it for `?from=start`,
+   * for every resume with `Last-Event-ID`, in pages of `limit` with the socket drained in
+   * between, so a resume costs what the client missed and never holds a whole log in memory.
+   * Reading one run's log must not read other runs' envelopes.
+   *
+   * Answers a {@link LogPage}; a {@link LogGap} when the log cannot serve the position
+   * exactly; `undefined` when the run is unknown. A resume id must be one the source
+   * recognises as an id of that log (compare ids of one canonical spelling only).
+   * Without it runcast falls back to `replay` for resumes, and answers `?from=start` with a
+   * `resync` and a snapshot.
+   */
+  readLog?(query: LogQuery): MaybePromise<LogPage | LogGap | undefined>;
   /**
    * Orders two envelope ids (negative, zero, positive). Defaults to {@link compareEnvelopeIds},
    * which understands decimal counters and `<ms>-<seq>` ids such as Redis stream ids.
