@@ -1,11 +1,16 @@
 import type { Envelope, EnvelopeType, RunState } from "./schema";
+import type { ResyncReason } from "./source";
+
+/** What a frame's `event:` line names: an envelope type, or `resync` (sent before a resume's fresh snapshot). */
+export type FrameType = EnvelopeType | "resync";
 
 /**
  * One envelope rendered as SSE bytes, once, plus what the fan-out needs to route and filter
  * it without parsing the text again.
  */
 export interface Frame {
-  readonly type: EnvelopeType;
+  readonly type: FrameType;
+  /** The run the frame is about; `""` for the global stream's `resync`, which is about none. */
   readonly runId: string;
   /** Envelope id; absent for id-less snapshot frames and sources without ids. */
   readonly id: string | undefined;
@@ -20,7 +25,7 @@ export interface Frame {
  * always one line; `type`, `id` and run ids are validated against patterns that exclude
  * line breaks before they get here.
  */
-function render(type: EnvelopeType, id: string | undefined, data: unknown): string {
+function render(type: FrameType, id: string | undefined, data: unknown): string {
   return id === undefined
     ? `event: ${type}\ndata: ${JSON.stringify(data)}\n\n`
     : `event: ${type}\nid: ${id}\ndata: ${JSON.stringify(data)}\n\n`;
@@ -40,6 +45,22 @@ export function envelopeFrame(envelope: Envelope): Frame {
 /** A snapshot `state` frame (initial or resync): the run's state, with the snapshot cursor as id when there is one. */
 export function snapshotFrame(state: RunState, cursor: string | undefined): Frame {
   return { type: "state", runId: state.id, id: cursor, eventType: undefined, text: render("state", cursor, state) };
+}
+
+/**
+ * The id-less frame that tells a resuming client it is not getting exactly what it missed,
+ * and why; its fresh snapshot follows. The per-run stream names the run, the global stream
+ * nothing else (so it says nothing about runs a client may not see).
+ */
+export function resyncFrame(reason: ResyncReason, runId: string | null): Frame {
+  const data = runId === null ? { reason } : { reason, runId };
+  return {
+    type: "resync",
+    runId: runId ?? "",
+    id: undefined,
+    eventType: undefined,
+    text: render("resync", undefined, data),
+  };
 }
 
 /** The `retry:` field sent when a stream opens. */

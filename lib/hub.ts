@@ -67,6 +67,8 @@ export class Hub {
     this.#options = options;
     this.#clientSettings = {
       maxBufferedBytes: options.maxBufferedBytes,
+      // A starting stream that cannot drain for a heartbeat period is not reading.
+      stallMs: options.heartbeatMs,
       compareIds: options.compareIds,
       hooks: this.#hooks,
     };

@@ -1,19 +1,13 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { type Request, type Response, Router } from "express";
 import { RuncastError, type RuncastErrorCode } from "./errors";
-import { envelopeFrame } from "./frames";
+import { FrameCache } from "./frame-cache";
+import { envelopeFrame, type Frame } from "./frames";
 import { Hub } from "./hub";
 import { type ErrorContext, type ResolvedOptions, resolveOptions, type SseRouterOptions } from "./options";
-import {
-  describeIssues,
-  ENVELOPE_ID_PATTERN,
-  type Envelope,
-  EnvelopeSchema,
-  EVENT_TYPE_PATTERN,
-  isValidRunId,
-} from "./schema";
+import { describeIssues, type Envelope, EnvelopeSchema, EVENT_TYPE_PATTERN, isValidRunId } from "./schema";
 import { compareEnvelopeIds, type RunEventSource } from "./source";
-import { type StartContext, type StreamStart, startGlobal, startRun } from "./start";
+import { type StartContext, type StartRequest, type StreamStart, startGlobal, startRun } from "./start";
 
 /** Counters of a router, since it was created. */
 export interface SseRouterStats {
@@ -99,14 +93,24 @@ function parseTypes(query: URLSearchParams): ReadonlySet<string> | null | string
 
 /**
  * The resume point: the `Last-Event-ID` header, or the `lastEventId` query parameter (for
- * polyfills). One that is not a valid envelope id cannot be ours and is ignored, so the
- * client gets a fresh snapshot rather than an error that would stop its reconnects.
+ * polyfills), as sent. One that is not a valid envelope id is answered with a `resync` and a
+ * fresh snapshot rather than an error that would stop the client's reconnects.
  */
 function lastEventIdOf(req: IncomingMessage, query: URLSearchParams): string | undefined {
   const header = req.headers["last-event-id"];
-  const value =
-    (typeof header === "string" && header !== "" ? header : undefined) ?? query.get("lastEventId") ?? undefined;
-  return value !== undefined && ENVELOPE_ID_PATTERN.test(value) ? value : undefined;
+  const value = (typeof header === "string" && header !== "" ? header : undefined) ?? query.get("lastEventId");
+  return value === null || value === "" ? undefined : value;
+}
+
+/** `?from=start` as a flag, or an error message: any other value, and `from` on the global stream, are refused. */
+function parseFrom(query: URLSearchParams, runId: string | null): boolean | string {
+  const values = query.getAll("from");
+  if (values.length === 0) return false;
+  if (runId === null) return "from is not supported on the global stream: it has no beginning to start from";
+  if (values.length > 1 || values[0] !== "start") {
+    return `invalid from ${JSON.stringify(values.join(","))}: the only value is "start"`;
+  }
+  return true;
 }
 
 /** Everything one `sseRouter` owns. */
@@ -114,6 +118,8 @@ class Streams {
   readonly options: ResolvedOptions;
   readonly hub: Hub;
   readonly ctx: StartContext;
+  /** Frames of envelopes by id, shared by live fan-out and every replay of the same entries. */
+  readonly frames = new FrameCache();
   invalidEnvelopes = 0;
   closed = false;
   readonly #unsubscribe: () => void;
@@ -131,7 +137,7 @@ class Streams {
       compareIds,
       headers: STREAM_HEADERS,
     });
-    this.ctx = { source, compareIds, reject: (error, context) => this.reject(error, context) };
+    this.ctx = { source, frames: this.frames, reject: (error, context) => this.reject(error, context) };
     this.#unsubscribe = source.subscribe((envelope) => this.accept(envelope));
   }
 
@@ -165,7 +171,14 @@ class Streams {
       );
       return;
     }
-    this.hub.publish(envelopeFrame(parsed.data));
+    this.hub.publish(this.frameOf(parsed.data));
+  }
+
+  /** A validated envelope's frame, kept for the replays that will want it. */
+  frameOf(envelope: Envelope): Frame {
+    const frame = envelopeFrame(envelope);
+    this.frames.set(frame);
+    return frame;
   }
 
   /** Validates an envelope handed to `broadcast`/`broadcastAll`. */
@@ -191,6 +204,11 @@ class Streams {
     const types = parseTypes(query);
     if (typeof types === "string") {
       sendError(res, 400, "invalid_query", types);
+      return;
+    }
+    const fromStart = parseFrom(query, runId);
+    if (typeof fromStart === "string") {
+      sendError(res, 400, "invalid_query", fromStart);
       return;
     }
     if (this.options.authorize !== undefined) {
@@ -221,10 +239,10 @@ class Streams {
     if (res.destroyed) return;
 
     const client = this.hub.open(res, runId, types);
-    const lastEventId = lastEventIdOf(req, query);
+    const request: StartRequest = { lastEventId: lastEventIdOf(req, query), fromStart };
     let start: StreamStart;
     try {
-      start = runId === null ? await startGlobal(this.ctx, lastEventId) : await startRun(this.ctx, runId, lastEventId);
+      start = runId === null ? await startGlobal(this.ctx, request) : await startRun(this.ctx, runId, request);
     } catch (error) {
       this.report(error, { phase: "source", runId: runId ?? undefined });
       sendError(res, 500, "internal_error", "the stream could not be opened");
@@ -244,7 +262,13 @@ class Streams {
       return;
     }
     await this.hub.connect(client);
-    await client.start(start.frames, start.cursor);
+    try {
+      await client.start(start.plan);
+    } catch (error) {
+      // A source read failing after the head went out: the client reconnects and resumes.
+      this.report(error, { phase: "replay", runId: runId ?? undefined });
+      res.destroy();
+    }
   }
 
   async close(): Promise<void> {

@@ -1,59 +1,158 @@
-import { envelopeFrame, type Frame, snapshotFrame } from "./frames";
+import type { FrameCache } from "./frame-cache";
+import { envelopeFrame, type Frame, resyncFrame, snapshotFrame } from "./frames";
 import type { ErrorContext } from "./options";
 import {
   describeIssues,
+  ENVELOPE_ID_PATTERN,
   type Envelope,
   EnvelopeSchema,
   isTerminalStatus,
   type RunState,
   RunStateSchema,
 } from "./schema";
-import type { RunEventSource, RunSnapshot } from "./source";
+import type { LogGap, LogPage, ResyncReason, RunEventSource, RunSnapshot } from "./source";
 
-/** How a new stream begins. */
+/** Envelopes asked of a log per read, and snapshot states rendered per piece: small enough that one page never holds the event loop for long. */
+export const LOG_PAGE_SIZE = 128;
+
+/** What a new stream asks for. */
+export interface StartRequest {
+  /** The `Last-Event-ID` sent (header or `lastEventId`), as sent: one that is not a valid id is unknown. */
+  lastEventId: string | undefined;
+  /** `?from=start` (per-run streams only). */
+  fromStart: boolean;
+}
+
+/** How a resume came out, for counters: served from the log, resynced, or a fresh start. */
+export type StartOutcome = "replayed" | "resync" | "fresh";
+
+/** One more page of a log, read after an id. */
+export interface LogRead {
+  frames: Frame[];
+  /** Id of the last envelope read (valid or not): where the next read starts. */
+  last: string | undefined;
+  /** The page was full: there may be more. */
+  full: boolean;
+}
+
+/** Reads on in a log after an id; `gap` when it no longer can, `gone` when the run was forgotten meanwhile. */
+export type LogReader = (after: string) => Promise<LogRead | "gap" | "gone">;
+
+/** What a stream writes before it goes live. */
+export interface StreamPlan {
+  /** Written first: a `resync` and snapshot, or the first page of the log. */
+  head: Frame[];
+  /** Then these pieces in order (a large global snapshot, rendered piece by piece). */
+  pieces?: Iterator<Frame[]>;
+  /** Present when the stream is served from a log: reads on after the last id written. */
+  log?: LogReader;
+  /** Whether the head's log page was full, so the log must be read on. */
+  more: boolean;
+  /** Id of the newest envelope the frames above reflect: live frames up to it are dropped. */
+  cursor: string | undefined;
+  outcome: StartOutcome;
+}
+
+/** How a new stream begins, decided before its head is written. */
 export type StreamStart =
-  | { kind: "frames"; frames: Frame[]; cursor: string | undefined }
+  | { kind: "stream"; plan: StreamPlan }
   /** The per-run stream's run does not exist: 404. */
   | { kind: "missing" }
   /** The client already holds the run's `complete`: 204. */
   | { kind: "finished" };
 
-/** What the start of a stream needs to know of its router. */
+/** What the start of a stream needs of its router. */
 export interface StartContext {
   source: RunEventSource;
-  compareIds: (a: string, b: string) => number;
-  /** Reports an envelope or state the source gave that fails validation (it is skipped). */
+  /** Frames of log entries, made once for every client that replays them. */
+  frames: FrameCache;
+  /** Reports a value the source gave that fails validation (it is skipped, and counted). */
   reject: (error: unknown, context: ErrorContext) => void;
 }
 
-async function collect(
-  result: AsyncIterable<Envelope> | Envelope[] | null | Promise<Envelope[] | null>,
-): Promise<Envelope[] | null> {
-  const awaited = await result;
-  if (awaited === null || Array.isArray(awaited)) return awaited;
-  const out: Envelope[] = [];
-  for await (const envelope of awaited) out.push(envelope);
-  return out;
+const MISSING: StreamStart = { kind: "missing" };
+const FINISHED: StreamStart = { kind: "finished" };
+
+function stream(plan: StreamPlan): StreamStart {
+  return { kind: "stream", plan };
 }
 
-function validEnvelopes(ctx: StartContext, envelopes: readonly unknown[], runId: string | undefined): Frame[] {
-  const frames: Frame[] = [];
-  for (const candidate of envelopes) {
-    const parsed = EnvelopeSchema.safeParse(candidate);
-    if (parsed.success && (runId === undefined || parsed.data.runId === runId)) {
-      frames.push(envelopeFrame(parsed.data));
-    } else {
-      const message = parsed.success
-        ? `replay of run ${runId} gave an envelope of run ${parsed.data.runId}`
-        : describeIssues(parsed.error);
-      ctx.reject(new Error(`invalid envelope from replay: ${message}`), {
-        phase: "replay",
-        runId,
-        envelope: candidate,
-      });
+/**
+ * A log entry's frame: from the cache when this entry was seen before, else validated and
+ * serialized once, then cached. `undefined` (reported) when the source gave something that is
+ * not an envelope of `runId`, or that cannot be serialized.
+ */
+function entryFrame(ctx: StartContext, candidate: unknown, runId: string | undefined): Frame | undefined {
+  if (typeof candidate === "object" && candidate !== null) {
+    const { id, runId: of } = candidate as { id?: unknown; runId?: unknown };
+    if (typeof id === "string" && typeof of === "string" && (runId === undefined || of === runId)) {
+      const cached = ctx.frames.get(of, id);
+      if (cached !== undefined) return cached;
     }
   }
-  return frames;
+  const parsed = EnvelopeSchema.safeParse(candidate);
+  let problem: string;
+  if (!parsed.success) problem = describeIssues(parsed.error);
+  else if (runId !== undefined && parsed.data.runId !== runId) {
+    problem = `the log of run ${runId} gave an envelope of run ${parsed.data.runId}`;
+  } else {
+    try {
+      const frame = envelopeFrame(parsed.data);
+      ctx.frames.set(frame);
+      return frame;
+    } catch (error) {
+      problem = `its data cannot be serialized (${error instanceof Error ? error.message : String(error)})`;
+    }
+  }
+  ctx.reject(new Error(`invalid envelope from the source's log: ${problem}`), {
+    phase: "replay",
+    runId,
+    envelope: candidate,
+  });
+  return undefined;
+}
+
+function pageFrames(ctx: StartContext, envelopes: readonly unknown[], runId: string | undefined): LogRead {
+  const frames: Frame[] = [];
+  let last: string | undefined;
+  for (const candidate of envelopes) {
+    const frame = entryFrame(ctx, candidate, runId);
+    if (frame !== undefined) frames.push(frame);
+    const id = (candidate as { id?: unknown } | null)?.id;
+    if (typeof id === "string" && ENVELOPE_ID_PATTERN.test(id)) last = id;
+  }
+  return { frames, last, full: envelopes.length >= LOG_PAGE_SIZE };
+}
+
+function isGap(page: LogPage | LogGap): page is LogGap {
+  return "gap" in page && (page.gap === "trimmed" || page.gap === "unknown_id");
+}
+
+/** Reads one page of a log, checked: a malformed answer is reported and counts as a gap. */
+async function readPage(
+  ctx: StartContext,
+  runId: string | undefined,
+  after: string | undefined,
+): Promise<LogPage | LogGap | undefined> {
+  const source = ctx.source;
+  if (source.readLog === undefined) return undefined;
+  const page = await source.readLog({ runId, after, limit: LOG_PAGE_SIZE });
+  if (
+    page === undefined ||
+    (typeof page === "object" && page !== null && (isGap(page) || Array.isArray(page.envelopes)))
+  )
+    return page;
+  ctx.reject(new Error("readLog answered neither a page, a gap nor undefined"), { phase: "replay", runId });
+  return { gap: "unknown_id" };
+}
+
+function logReader(ctx: StartContext, runId: string | undefined): LogReader {
+  return async (after) => {
+    const page = await readPage(ctx, runId, after);
+    if (page === undefined) return "gone";
+    if (isGap(page)) return "gap";
+    return pageFrames(ctx, page.envelopes, runId);
+  };
 }
 
 function validState(ctx: StartContext, candidate: unknown, runId: string | undefined): RunState | undefined {
@@ -70,6 +169,23 @@ function validState(ctx: StartContext, candidate: unknown, runId: string | undef
   return undefined;
 }
 
+/**
+ * A snapshot's cursor as it may go on the wire (an `id:` line, the skip point of live
+ * frames): a valid envelope id, else reported and dropped, so a bad adapter can neither forge
+ * frames through it nor make clients skip live envelopes.
+ */
+function validCursor(ctx: StartContext, cursor: unknown, runId: string | undefined): string | undefined {
+  if (cursor === undefined) return undefined;
+  if (typeof cursor === "string" && ENVELOPE_ID_PATTERN.test(cursor)) return cursor;
+  const shown = typeof cursor === "string" ? JSON.stringify(cursor.slice(0, 64)) : typeof cursor;
+  ctx.reject(new Error(`invalid snapshot cursor from the source (${shown}): the snapshot is sent without an id`), {
+    phase: "snapshot",
+    runId,
+    envelope: cursor,
+  });
+  return undefined;
+}
+
 async function readSnapshot(source: RunEventSource, runId?: string): Promise<RunSnapshot | undefined> {
   if (source.snapshot !== undefined) return source.snapshot(runId);
   if (runId === undefined) return { states: await source.listRuns() };
@@ -77,74 +193,158 @@ async function readSnapshot(source: RunEventSource, runId?: string): Promise<Run
   return state === undefined ? undefined : { states: [state] };
 }
 
-/** The frames a client resuming after `lastEventId` missed, or `null` when the source cannot tell. */
-async function replayAfter(ctx: StartContext, lastEventId: string, runId?: string): Promise<StreamStart | null> {
-  if (ctx.source.replay === undefined) return null;
-  const replayed = await collect(ctx.source.replay(lastEventId, runId));
-  if (replayed === null) return null;
-  const frames = validEnvelopes(ctx, replayed, runId);
-  const last = frames.length > 0 ? frames[frames.length - 1]?.id : undefined;
-  return { kind: "frames", frames, cursor: last ?? lastEventId };
+async function collect(
+  result: AsyncIterable<Envelope> | Envelope[] | null | Promise<Envelope[] | null>,
+): Promise<Envelope[] | null> {
+  const awaited = await result;
+  if (awaited === null || Array.isArray(awaited)) return awaited;
+  const out: Envelope[] = [];
+  for await (const envelope of awaited) out.push(envelope);
+  return out;
 }
 
 /**
- * How a per-run stream starts: the frames missed since `lastEventId` when the source can
- * replay them, otherwise a snapshot (`state`, plus `complete` for a finished run).
- * Called after the client joined the hub, so nothing announced meanwhile is lost.
+ * One run's snapshot: its state (with the cursor as id), and for a finished run its real
+ * `complete` (id included, so a reconnect gets 204), or one made from the state when the
+ * source has none or gives an invalid one. Preceded by `resync` when a resume failed.
  */
-export async function startRun(
-  ctx: StartContext,
-  runId: string,
-  lastEventId: string | undefined,
-): Promise<StreamStart> {
+async function runSnapshot(ctx: StartContext, runId: string, resync: ResyncReason | undefined): Promise<StreamStart> {
   const { source } = ctx;
-  if (lastEventId !== undefined) {
-    const run = await source.getRun(runId);
-    if (run === undefined) return { kind: "missing" };
-    if (isTerminalStatus(run.status)) {
-      // Only a finished run has a `complete` to compare with: active runs skip that round trip.
-      const completion = source.getCompletion === undefined ? undefined : await source.getCompletion(runId);
-      if (completion?.id !== undefined && ctx.compareIds(lastEventId, completion.id) >= 0) return { kind: "finished" };
-    }
-    const replayed = await replayAfter(ctx, lastEventId, runId);
-    if (replayed?.kind === "frames") {
-      // `complete` is a run's last envelope: a finished run whose missed frames lack it was already seen to the end.
-      const seenToEnd = isTerminalStatus(run.status) && !replayed.frames.some((frame) => frame.type === "complete");
-      return seenToEnd ? { kind: "finished" } : replayed;
-    }
-  }
   const snapshot = await readSnapshot(source, runId);
   const state = snapshot?.states[0] === undefined ? undefined : validState(ctx, snapshot.states[0], runId);
-  if (snapshot === undefined || state === undefined) return { kind: "missing" };
+  if (snapshot === undefined || state === undefined) return MISSING;
+  const cursor = validCursor(ctx, snapshot.cursor, runId);
+  const head = resync === undefined ? [] : [resyncFrame(resync, runId)];
+  const outcome: StartOutcome = resync === undefined ? "fresh" : "resync";
   if (!isTerminalStatus(state.status)) {
-    return { kind: "frames", frames: [snapshotFrame(state, snapshot.cursor)], cursor: snapshot.cursor };
+    head.push(snapshotFrame(state, cursor));
+    return stream({ head, more: false, cursor, outcome });
   }
-  // A finished run: its state, then its real `complete` (id included, so a reconnect gets 204).
   const completion = source.getCompletion === undefined ? undefined : await source.getCompletion(runId);
-  const completeFrame =
-    completion === undefined
-      ? envelopeFrame({ type: "complete", runId, id: snapshot.cursor, data: state })
-      : validEnvelopes(ctx, [completion], runId)[0];
-  const frames = [snapshotFrame(state, undefined)];
-  if (completeFrame !== undefined) frames.push(completeFrame);
-  return { kind: "frames", frames, cursor: snapshot.cursor };
+  let complete = completion === undefined ? undefined : entryFrame(ctx, completion, runId);
+  if (complete !== undefined && complete.type !== "complete") {
+    ctx.reject(new Error(`getCompletion of run ${runId} gave a ${complete.type} envelope, not its complete`), {
+      phase: "snapshot",
+      runId,
+      envelope: completion,
+    });
+    complete = undefined;
+  }
+  complete ??= envelopeFrame({ type: "complete", runId, id: cursor, data: state });
+  head.push(snapshotFrame(state, undefined), complete);
+  return stream({ head, more: false, cursor, outcome });
+}
+
+/** A per-run resume from a source without `readLog`: `replay`, whole. */
+async function replayRun(ctx: StartContext, runId: string, after: string): Promise<StreamStart> {
+  const { source } = ctx;
+  const run = await source.getRun(runId);
+  if (run === undefined) return MISSING;
+  const finished = isTerminalStatus(run.status);
+  if (finished && source.getCompletion !== undefined) {
+    // Only the very id of its `complete` is known to be at or past it: an id merely sorting
+    // after it may be anyone's.
+    if ((await source.getCompletion(runId))?.id === after) return FINISHED;
+  }
+  if (source.replay === undefined) return runSnapshot(ctx, runId, "unknown_id");
+  const replayed = await collect(source.replay(after, runId));
+  if (replayed === null) return runSnapshot(ctx, runId, "trimmed");
+  const read = pageFrames(ctx, replayed, runId);
+  // `complete` is a run's last envelope: a finished run whose missed frames lack it was seen to the end.
+  if (finished && !read.frames.some((frame) => frame.type === "complete")) return FINISHED;
+  return stream({ head: read.frames, more: false, cursor: read.last ?? after, outcome: "replayed" });
 }
 
 /**
- * How a global stream starts: the frames missed since `lastEventId`, or one snapshot `state`
- * per active run (the last one carrying the cursor, so a drop mid-snapshot resyncs).
+ * How a per-run stream starts: with `Last-Event-ID`, what was missed since (from the run's
+ * log); with `?from=start`, the run's whole log; otherwise, or when the log cannot serve it
+ * exactly, a snapshot (preceded by `resync` for a failed resume). Called after the client
+ * joined the hub, so nothing announced meanwhile is lost.
  */
-export async function startGlobal(ctx: StartContext, lastEventId: string | undefined): Promise<StreamStart> {
-  if (lastEventId !== undefined) {
-    const replayed = await replayAfter(ctx, lastEventId);
-    if (replayed !== null) return replayed;
+export async function startRun(ctx: StartContext, runId: string, request: StartRequest): Promise<StreamStart> {
+  const { source } = ctx;
+  const after = request.lastEventId;
+  if (after === undefined && !request.fromStart) return runSnapshot(ctx, runId, undefined);
+  if (after !== undefined && !ENVELOPE_ID_PATTERN.test(after)) return runSnapshot(ctx, runId, "unknown_id");
+  if (source.readLog === undefined) {
+    return after === undefined ? runSnapshot(ctx, runId, "trimmed") : replayRun(ctx, runId, after);
   }
+  const page = await readPage(ctx, runId, after);
+  if (page === undefined) return MISSING;
+  if (isGap(page)) return runSnapshot(ctx, runId, page.gap);
+  const read = pageFrames(ctx, page.envelopes, runId);
+  if (page.envelopes.length === 0) {
+    if (after === undefined) return runSnapshot(ctx, runId, undefined);
+    // Nothing missed. A finished run's `complete` is the last entry of its log, so the client has it.
+    const run = await source.getRun(runId);
+    if (run === undefined) return MISSING;
+    if (isTerminalStatus(run.status)) return FINISHED;
+  }
+  return stream({
+    head: read.frames,
+    log: logReader(ctx, runId),
+    more: read.full,
+    cursor: read.last ?? after,
+    outcome: "replayed",
+  });
+}
+
+/** The global snapshot's states as frames, rendered piece by piece as they are written; the last carries the cursor. */
+function* snapshotPieces(
+  ctx: StartContext,
+  states: readonly unknown[],
+  cursor: string | undefined,
+): Generator<Frame[]> {
+  for (let from = 0; from < states.length; from += LOG_PAGE_SIZE) {
+    const piece: Frame[] = [];
+    const to = Math.min(states.length, from + LOG_PAGE_SIZE);
+    for (let i = from; i < to; i++) {
+      const state = validState(ctx, states[i], undefined);
+      if (state !== undefined) piece.push(snapshotFrame(state, i === states.length - 1 ? cursor : undefined));
+    }
+    yield piece;
+  }
+}
+
+async function globalSnapshot(ctx: StartContext, resync: ResyncReason | undefined): Promise<StreamStart> {
   const snapshot = (await readSnapshot(ctx.source)) ?? { states: [] };
-  const states: RunState[] = [];
-  for (const candidate of snapshot.states) {
-    const state = validState(ctx, candidate, undefined);
-    if (state !== undefined) states.push(state);
+  const cursor = validCursor(ctx, snapshot.cursor, undefined);
+  const states: readonly unknown[] = Array.isArray(snapshot.states) ? snapshot.states : [];
+  return stream({
+    head: resync === undefined ? [] : [resyncFrame(resync, null)],
+    pieces: snapshotPieces(ctx, states, cursor),
+    more: false,
+    cursor,
+    outcome: resync === undefined ? "fresh" : "resync",
+  });
+}
+
+/**
+ * How a global stream starts: with `Last-Event-ID`, every run's frames missed since (from the
+ * global history), else one snapshot `state` per active run (the last one carrying the
+ * cursor), preceded by `resync` for a failed resume.
+ */
+export async function startGlobal(ctx: StartContext, request: StartRequest): Promise<StreamStart> {
+  const { source } = ctx;
+  const after = request.lastEventId;
+  if (after === undefined) return globalSnapshot(ctx, undefined);
+  if (!ENVELOPE_ID_PATTERN.test(after)) return globalSnapshot(ctx, "unknown_id");
+  if (source.readLog !== undefined) {
+    const page = await readPage(ctx, undefined, after);
+    if (page === undefined) return globalSnapshot(ctx, "unknown_id");
+    if (isGap(page)) return globalSnapshot(ctx, page.gap);
+    const read = pageFrames(ctx, page.envelopes, undefined);
+    return stream({
+      head: read.frames,
+      log: logReader(ctx, undefined),
+      more: read.full,
+      cursor: read.last ?? after,
+      outcome: "replayed",
+    });
   }
-  const frames = states.map((state, i) => snapshotFrame(state, i === states.length - 1 ? snapshot.cursor : undefined));
-  return { kind: "frames", frames, cursor: snapshot.cursor };
+  if (source.replay === undefined) return globalSnapshot(ctx, "unknown_id");
+  const replayed = await collect(source.replay(after));
+  if (replayed === null) return globalSnapshot(ctx, "trimmed");
+  const read = pageFrames(ctx, replayed, undefined);
+  return stream({ head: read.frames, more: false, cursor: read.last ?? after, outcome: "replayed" });
 }

@@ -3,6 +3,15 @@ import type { Socket } from "node:net";
 import type { Session } from "better-sse";
 import type { ResponseConnection } from "./connection";
 import { type Frame, type FrameBatch, HEARTBEAT, HEARTBEAT_CHUNK, httpChunk } from "./frames";
+import type { StreamPlan } from "./start";
+
+/** The most bytes a starting stream writes before it waits for its socket to drain. */
+const START_PIECE_BYTES = 64 * 1024;
+
+/** Lets other work run between two pages of a resume, so no resume holds the event loop. */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
 
 /** What a client's better-sse session carries in its `state`. */
 export interface ClientSessionState {
@@ -22,6 +31,8 @@ export interface ClientHooks {
 /** Settings every client of a hub shares (one object per hub, not per client). */
 export interface ClientSettings {
   maxBufferedBytes: number;
+  /** How long a starting stream waits for its socket to drain before the client counts as not reading, in ms. */
+  stallMs: number;
   compareIds: (a: string, b: string) => number;
   hooks: ClientHooks;
 }
@@ -81,6 +92,10 @@ export class Client {
   #queuedBytes = 0;
   /** Drop frames with ids up to this one: they are already in the snapshot or replay written. */
   #skipThrough: string | undefined;
+  /** While reading a log: live frames were dropped from the queue, so the log must be read on to catch up. */
+  #requeued = false;
+  /** While reading a log: the queue may be dropped instead of cutting the client off (the log holds its frames). */
+  #rereadable = false;
   /** Set once live when pre-framed chunks can go straight to the socket (see `directSocket`). */
   #socket: Socket | null = null;
 
@@ -129,7 +144,16 @@ export class Client {
         this.#queue.push(frame);
         this.#queuedBytes += frame.text.length;
       }
-      if (this.#queuedBytes > this.#options.maxBufferedBytes) this.cutOff();
+      if (this.#queuedBytes > this.#options.maxBufferedBytes) {
+        if (!this.#rereadable) {
+          this.cutOff();
+          return;
+        }
+        // Everything queued is in the log being read: read on instead of holding it.
+        this.#queue = [];
+        this.#queuedBytes = 0;
+        this.#requeued = true;
+      }
       return;
     }
     // Judged before writing: what is still unsent now is what the client failed to drain
@@ -160,34 +184,43 @@ export class Client {
   }
 
   /**
-   * Goes live: writes `initial` (the snapshot or the replayed frames), then the frames queued
-   * meanwhile, skipping those at or before `cursor`. Large initial bursts are written in
-   * pieces, waiting for the socket to drain, so a fast client is never cut off by its own
-   * replay. Ends the response when the run's `complete` was among them.
+   * Goes live: writes the plan (the snapshot, or the log from the resume point, page by page
+   * with the socket drained in between), then the frames queued meanwhile, skipping those at
+   * or before the plan's cursor. Ends the response when the run's `complete` was among them.
+   * Resolves once live (or closed).
    */
-  async start(initial: readonly Frame[], cursor: string | undefined): Promise<void> {
-    const piece = Math.max(1, this.#options.maxBufferedBytes >> 1);
-    let from = 0;
-    let size = 0;
-    for (let i = 0; i < initial.length && !this.closed; i++) {
-      size += (initial[i] as Frame).text.length;
-      if (size >= piece || i === initial.length - 1) {
-        this.#writeSelected(initial.slice(from, i + 1));
-        from = i + 1;
-        size = 0;
-        if (this.backlog >= piece) await this.#drained();
+  async start(plan: StreamPlan): Promise<void> {
+    let cursor = plan.cursor;
+    this.#rereadable = plan.log !== undefined;
+    if (await this.#writeStart(plan.head)) return;
+    if (plan.pieces !== undefined) {
+      for (let piece = plan.pieces.next(); piece.done !== true; piece = plan.pieces.next()) {
+        await nextTurn();
+        if (this.closed || (await this.#writeStart(piece.value))) return;
       }
     }
+    let more = plan.more;
+    while (plan.log !== undefined && cursor !== undefined && (more || this.#requeued) && !this.closed) {
+      this.#requeued = false;
+      await nextTurn();
+      const read = await plan.log(cursor);
+      if (this.closed) return;
+      if (typeof read === "string") {
+        // The log moved on under this client (trimmed, or the run forgotten): it reconnects
+        // and its resume gets a `resync` or a 404.
+        this.end();
+        return;
+      }
+      if (await this.#writeStart(read.frames)) return;
+      cursor = read.last ?? cursor;
+      more = read.full;
+    }
     if (this.closed) return;
-    const ended = initial.some((frame) => this.#ends(frame));
+    this.#rereadable = false;
     this.#skipThrough = cursor;
     const queued = this.#queue ?? [];
     this.#queue = null;
     this.#queuedBytes = 0;
-    if (ended) {
-      this.end();
-      return;
-    }
     this.#writeSelected(queued);
     if (queued.some((frame) => this.#ends(frame))) {
       this.end();
@@ -198,6 +231,33 @@ export class Client {
       releaseRouterChain(this.res);
     }
     this.#options.hooks.onLive(this);
+  }
+
+  /**
+   * Writes frames of the stream's start in pieces, waiting for the socket to drain after
+   * each, so a fast client is never cut off by its own replay and one that stops reading
+   * holds little: it is cut off when its socket does not drain within `stallMs`. Answers
+   * whether the stream ended (the run's `complete` was written, or the client is gone).
+   */
+  async #writeStart(frames: readonly Frame[]): Promise<boolean> {
+    const piece = Math.max(1, Math.min(START_PIECE_BYTES, this.#options.maxBufferedBytes >> 1));
+    let from = 0;
+    let size = 0;
+    for (let i = 0; i < frames.length && !this.closed; i++) {
+      size += (frames[i] as Frame).text.length;
+      if (size >= piece || i === frames.length - 1) {
+        this.#writeSelected(frames.slice(from, i + 1));
+        from = i + 1;
+        size = 0;
+        if (this.backlog >= piece && !(await this.#drained())) this.cutOff();
+      }
+    }
+    if (this.closed) return true;
+    if (frames.some((frame) => this.#ends(frame))) {
+      this.end();
+      return true;
+    }
+    return false;
   }
 
   /** Finishes the response normally (the run completed). */
@@ -262,15 +322,19 @@ export class Client {
     this.#options.hooks.onSent(count, bytes);
   }
 
-  #drained(): Promise<void> {
+  /** Resolves `true` once the response drained (or closed), `false` when `stallMs` passed first. */
+  #drained(): Promise<boolean> {
     return new Promise((resolve) => {
-      const done = (): void => {
-        this.res.off("drain", done);
-        this.res.off("close", done);
-        resolve();
+      const done = (drained: boolean): void => {
+        clearTimeout(timer);
+        this.res.off("drain", onDrain);
+        this.res.off("close", onDrain);
+        resolve(drained);
       };
-      this.res.on("drain", done);
-      this.res.on("close", done);
+      const onDrain = (): void => done(true);
+      const timer = setTimeout(() => done(false), this.#options.stallMs);
+      this.res.on("drain", onDrain);
+      this.res.on("close", onDrain);
     });
   }
 }

@@ -16,9 +16,11 @@ function prng(seed: number): () => number {
   };
 }
 
+type Frame = [event: string, id: string | undefined];
+
 interface Received {
   /** Every frame this client parsed across its connections: [event, id]. */
-  frames: Array<[string, string | undefined]>;
+  frames: Frame[];
   connections: number;
 }
 
@@ -35,7 +37,12 @@ async function churningClient(url: string, random: () => number, done: (r: Recei
     const quota = 1 + Math.floor(random() * 60);
     const startAt = received.frames.length;
     try {
-      await stream.until(() => stream.frames.length >= quota || stream.ended, `${quota} frames`, 15_000);
+      // Also stops once everything this client waits for has arrived (what it waits for ends
+      // with a complete): after the last write a global stream stays open with nothing to send.
+      const seenAll = (): boolean =>
+        stream.frames.at(-1)?.event === "complete" &&
+        done({ frames: [...received.frames, ...stream.frames.map((f): Frame => [f.event, f.id])], connections: 0 });
+      await stream.until(() => stream.frames.length >= quota || stream.ended || seenAll(), `${quota} frames`, 15_000);
     } finally {
       stream.close();
     }

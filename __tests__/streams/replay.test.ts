@@ -7,7 +7,7 @@ describe("resuming with Last-Event-ID", () => {
   let t: TestServer;
 
   beforeEach(async () => {
-    source = new MemoryRunSource({ historySize: 50 });
+    source = new MemoryRunSource({ historySize: 50, maxRunLogSize: 50 });
     t = await serve(source, { heartbeatMs: 60_000 });
   });
   afterEach(() => t.close());
@@ -60,29 +60,31 @@ describe("resuming with Last-Event-ID", () => {
     second.close();
   });
 
-  it("sends a fresh state snapshot first when the history no longer reaches back", async () => {
+  it("sends resync (trimmed) and a fresh state snapshot first when the run's log no longer reaches back", async () => {
     source.createRun({ id: "r" });
     const old = source.lastId as string;
     for (let i = 0; i < 60; i++) source.recordEvent("r", { type: "unit.progress", n: i });
     source.updateRun("r", { status: "running", completed_units: 7 });
     const cursor = source.lastId;
     const stream = await SseStream.open(`${t.url}/api/runs/r/stream`, { "Last-Event-ID": old });
-    await stream.frameCount(1);
-    const live = source.recordEvent("r", { type: "unit.started", n: 60 });
     await stream.frameCount(2);
-    expect(stream.frames[0]?.event).toBe("state");
-    expect(stream.frames[0]?.json).toMatchObject({ status: "running", completed_units: 7 });
-    expect(stream.frames[0]?.id).toBe(cursor);
-    expect(stream.frames[1]?.id).toBe(live.id);
+    const live = source.recordEvent("r", { type: "unit.started", n: 60 });
+    await stream.frameCount(3);
+    expect(stream.frames[0]).toMatchObject({ event: "resync", id: undefined, json: { reason: "trimmed", runId: "r" } });
+    expect(stream.frames[1]?.event).toBe("state");
+    expect(stream.frames[1]?.json).toMatchObject({ status: "running", completed_units: 7 });
+    expect(stream.frames[1]?.id).toBe(cursor);
+    expect(stream.frames[2]?.id).toBe(live.id);
     stream.close();
   });
 
   it("treats an id from another server process as unknown and resyncs", async () => {
     source.createRun({ id: "r", total_units: 4 });
     const stream = await SseStream.open(`${t.url}/api/runs/r/stream`, { "Last-Event-ID": "1234-56" });
-    await stream.frameCount(1);
-    expect(stream.frames[0]?.event).toBe("state");
-    expect(stream.frames[0]?.json.total_units).toBe(4);
+    await stream.frameCount(2);
+    expect(stream.frames[0]).toMatchObject({ event: "resync", json: { reason: "unknown_id", runId: "r" } });
+    expect(stream.frames[1]?.event).toBe("state");
+    expect(stream.frames[1]?.json.total_units).toBe(4);
     stream.close();
   });
 
@@ -116,15 +118,27 @@ describe("resuming with Last-Event-ID", () => {
     expect(stream.frames.map((f) => f.id)).toEqual([e.id, c.id]);
   });
 
-  it("answers 204 to a reconnect at or past the run's complete frame", async () => {
+  it("answers 204 to a reconnect at the run's complete frame", async () => {
+    source.createRun({ id: "r" });
+    const c = source.completeRun("r", { status: "completed" });
+    const stream = await SseStream.open(`${t.url}/api/runs/r/stream`, { "Last-Event-ID": c.id as string });
+    await stream.end();
+    expect(stream.status).toBe(204);
+    expect(stream.frames).toHaveLength(0);
+  });
+
+  it("answers an id that merely sorts after the complete (not one of the run's) with resync, state and complete", async () => {
     source.createRun({ id: "r" });
     const c = source.completeRun("r", { status: "completed" });
     source.createRun({ id: "later" });
-    for (const id of [c.id as string, source.lastId as string]) {
+    const [epoch] = (c.id as string).split("-");
+    for (const id of [source.lastId as string, "abc", "9999999999999-1", `${epoch}-99999`, crypto.randomUUID()]) {
       const stream = await SseStream.open(`${t.url}/api/runs/r/stream`, { "Last-Event-ID": id });
       await stream.end();
-      expect(stream.status).toBe(204);
-      expect(stream.frames).toHaveLength(0);
+      expect(stream.status).toBe(200);
+      expect(stream.frames.map((f) => f.event)).toEqual(["resync", "state", "complete"]);
+      expect(stream.frames[0]?.json).toEqual({ reason: "unknown_id", runId: "r" });
+      expect(stream.frames[2]?.id).toBe(c.id);
     }
   });
 
@@ -133,7 +147,9 @@ describe("resuming with Last-Event-ID", () => {
     const c = source.completeRun("r", { status: "completed" });
     source.createRun({ id: "busy" });
     for (let i = 0; i < 60; i++) source.recordEvent("busy", { type: "unit.progress", n: i });
+    // The global history lost it; the run's own log still holds it.
     expect(source.replay(c.id as string)).toBeNull();
+    expect(source.replay(c.id as string, "r")).toEqual([]);
     const stream = await SseStream.open(`${t.url}/api/runs/r/stream`, { "Last-Event-ID": c.id as string });
     await stream.end();
     expect(stream.status).toBe(204);

@@ -97,13 +97,16 @@ describe("MemoryRunSource", () => {
 
   it("replays what came after an id, per run or for all, and answers null beyond its history", () => {
     source.createRun({ id: "a" });
+    const aCreated = source.lastId as string;
     source.createRun({ id: "b" });
     const mark = source.lastId as string;
     const e1 = source.recordEvent("a", { type: "unit.started" });
     const e2 = source.recordEvent("b", { type: "unit.started" });
     const e3 = source.recordEvent("a", { type: "unit.completed" });
     expect(source.replay(mark)).toEqual([e1, e2, e3]);
-    expect(source.replay(mark, "a")).toEqual([e1, e3]);
+    expect(source.replay(aCreated, "a")).toEqual([e1, e3]);
+    // A run's log knows its own ids only: b's id is no position in a's log.
+    expect(source.replay(mark, "a")).toBeNull();
     expect(source.replay(e3.id as string)).toEqual([]);
     // History of 5 holds envelopes 3..7: after 2 still reaches, after 1 (envelope 2 gone) does not.
     source.recordEvent("b", { type: "unit.completed" });
