@@ -14,6 +14,11 @@ import type { LogGap, LogPage, ResyncReason, RunEventSource, RunSnapshot } from 
 
 /** Envelopes asked of a log per read, and snapshot states rendered per piece: small enough that one page never holds the event loop for long. */
 export const LOG_PAGE_SIZE = 128;
+/**
+ * Envelopes of the first read, made while the request is handled: it only has to decide how
+ * the stream starts (404, 204, resync); the rest is read page by page once it is streaming.
+ */
+const FIRST_PAGE_SIZE = 16;
 
 /** What a new stream asks for. */
 export interface StartRequest {
@@ -112,7 +117,12 @@ function entryFrame(ctx: StartContext, candidate: unknown, runId: string | undef
   return undefined;
 }
 
-function pageFrames(ctx: StartContext, envelopes: readonly unknown[], runId: string | undefined): LogRead {
+function pageFrames(
+  ctx: StartContext,
+  envelopes: readonly unknown[],
+  runId: string | undefined,
+  limit: number,
+): LogRead {
   const frames: Frame[] = [];
   let last: string | undefined;
   for (const candidate of envelopes) {
@@ -121,7 +131,7 @@ function pageFrames(ctx: StartContext, envelopes: readonly unknown[], runId: str
     const id = (candidate as { id?: unknown } | null)?.id;
     if (typeof id === "string" && ENVELOPE_ID_PATTERN.test(id)) last = id;
   }
-  return { frames, last, full: envelopes.length >= LOG_PAGE_SIZE };
+  return { frames, last, full: envelopes.length >= limit };
 }
 
 function isGap(page: LogPage | LogGap): page is LogGap {
@@ -133,10 +143,11 @@ async function readPage(
   ctx: StartContext,
   runId: string | undefined,
   after: string | undefined,
+  limit: number,
 ): Promise<LogPage | LogGap | undefined> {
   const source = ctx.source;
   if (source.readLog === undefined) return undefined;
-  const page = await source.readLog({ runId, after, limit: LOG_PAGE_SIZE });
+  const page = await source.readLog({ runId, after, limit });
   if (
     page === undefined ||
     (typeof page === "object" && page !== null && (isGap(page) || Array.isArray(page.envelopes)))
@@ -148,10 +159,10 @@ async function readPage(
 
 function logReader(ctx: StartContext, runId: string | undefined): LogReader {
   return async (after) => {
-    const page = await readPage(ctx, runId, after);
+    const page = await readPage(ctx, runId, after, LOG_PAGE_SIZE);
     if (page === undefined) return "gone";
     if (isGap(page)) return "gap";
-    return pageFrames(ctx, page.envelopes, runId);
+    return pageFrames(ctx, page.envelopes, runId, LOG_PAGE_SIZE);
   };
 }
 
@@ -249,7 +260,7 @@ async function replayRun(ctx: StartContext, runId: string, after: string): Promi
   if (source.replay === undefined) return runSnapshot(ctx, runId, "unknown_id");
   const replayed = await collect(source.replay(after, runId));
   if (replayed === null) return runSnapshot(ctx, runId, "trimmed");
-  const read = pageFrames(ctx, replayed, runId);
+  const read = pageFrames(ctx, replayed, runId, Number.POSITIVE_INFINITY);
   // `complete` is a run's last envelope: a finished run whose missed frames lack it was seen to the end.
   if (finished && !read.frames.some((frame) => frame.type === "complete")) return FINISHED;
   return stream({ head: read.frames, more: false, cursor: read.last ?? after, outcome: "replayed" });
@@ -269,10 +280,10 @@ export async function startRun(ctx: StartContext, runId: string, request: StartR
   if (source.readLog === undefined) {
     return after === undefined ? runSnapshot(ctx, runId, "trimmed") : replayRun(ctx, runId, after);
   }
-  const page = await readPage(ctx, runId, after);
+  const page = await readPage(ctx, runId, after, FIRST_PAGE_SIZE);
   if (page === undefined) return MISSING;
   if (isGap(page)) return runSnapshot(ctx, runId, page.gap);
-  const read = pageFrames(ctx, page.envelopes, runId);
+  const read = pageFrames(ctx, page.envelopes, runId, FIRST_PAGE_SIZE);
   if (page.envelopes.length === 0) {
     if (after === undefined) return runSnapshot(ctx, runId, undefined);
     // Nothing missed. A finished run's `complete` is the last entry of its log, so the client has it.
@@ -330,10 +341,10 @@ export async function startGlobal(ctx: StartContext, request: StartRequest): Pro
   if (after === undefined) return globalSnapshot(ctx, undefined);
   if (!ENVELOPE_ID_PATTERN.test(after)) return globalSnapshot(ctx, "unknown_id");
   if (source.readLog !== undefined) {
-    const page = await readPage(ctx, undefined, after);
+    const page = await readPage(ctx, undefined, after, FIRST_PAGE_SIZE);
     if (page === undefined) return globalSnapshot(ctx, "unknown_id");
     if (isGap(page)) return globalSnapshot(ctx, page.gap);
-    const read = pageFrames(ctx, page.envelopes, undefined);
+    const read = pageFrames(ctx, page.envelopes, undefined, FIRST_PAGE_SIZE);
     return stream({
       head: read.frames,
       log: logReader(ctx, undefined),
@@ -345,6 +356,6 @@ export async function startGlobal(ctx: StartContext, request: StartRequest): Pro
   if (source.replay === undefined) return globalSnapshot(ctx, "unknown_id");
   const replayed = await collect(source.replay(after));
   if (replayed === null) return globalSnapshot(ctx, "trimmed");
-  const read = pageFrames(ctx, replayed, undefined);
+  const read = pageFrames(ctx, replayed, undefined, Number.POSITIVE_INFINITY);
   return stream({ head: read.frames, more: false, cursor: read.last ?? after, outcome: "replayed" });
 }

@@ -4,14 +4,10 @@ import type { Session } from "better-sse";
 import type { ResponseConnection } from "./connection";
 import { type Frame, type FrameBatch, HEARTBEAT, HEARTBEAT_CHUNK, httpChunk } from "./frames";
 import type { StreamPlan } from "./start";
+import { nextTurn } from "./turns";
 
 /** The most bytes a starting stream writes before it waits for its socket to drain. */
 const START_PIECE_BYTES = 64 * 1024;
-
-/** Lets other work run between two pages of a resume, so no resume holds the event loop. */
-function nextTurn(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
-}
 
 /** What a client's better-sse session carries in its `state`. */
 export interface ClientSessionState {
@@ -249,7 +245,11 @@ export class Client {
         this.#writeSelected(frames.slice(from, i + 1));
         from = i + 1;
         size = 0;
-        if (this.backlog >= piece && !(await this.#drained())) this.cutOff();
+        if (this.backlog >= piece) {
+          if (!(await this.#drained())) this.cutOff();
+          // Drains arrive for many clients in one turn: the next piece waits its turn.
+          else if (i < frames.length - 1) await nextTurn();
+        }
       }
     }
     if (this.closed) return true;
