@@ -8,6 +8,7 @@ import { type ErrorContext, type ResolvedOptions, resolveOptions, type SseRouter
 import { describeIssues, type Envelope, EnvelopeSchema, EVENT_TYPE_PATTERN, isValidRunId } from "./schema";
 import { compareEnvelopeIds, type RunEventSource } from "./source";
 import { type StartContext, type StartRequest, type StreamStart, startGlobal, startRun } from "./start";
+import { nextTurn } from "./turns";
 
 /** Counters of a router, since it was created. */
 export interface SseRouterStats {
@@ -242,6 +243,8 @@ class Streams {
     const request: StartRequest = { lastEventId: lastEventIdOf(req, query), fromStart };
     let start: StreamStart;
     try {
+      // Many connects arrive in one turn (a reconnect storm): each one's source reads wait their turn.
+      await nextTurn();
       start = runId === null ? await startGlobal(this.ctx, request) : await startRun(this.ctx, runId, request);
     } catch (error) {
       this.report(error, { phase: "source", runId: runId ?? undefined });

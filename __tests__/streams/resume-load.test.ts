@@ -1,44 +1,12 @@
-import { type ChildProcess, fork } from "node:child_process";
-import path from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { MemoryRunSource } from "../../lib/index";
+import { crowd, exited, message, type Result } from "../helpers/crowd";
 import { eventually, serve, type TestServer, within } from "../helpers/server";
 import { SseStream } from "../helpers/sse";
 
 /** Envelopes in the big run's log, and the size of each event's payload. */
 const LOG = 10_000;
 const PAYLOAD = "x".repeat(900);
-
-interface Result {
-  status: number;
-  frames: number;
-  lastId: string | undefined;
-}
-
-/** The crowd of clients, in a process of its own (see helpers/resume-clients.ts). */
-function crowd(): ChildProcess {
-  return fork(path.join(__dirname, "../helpers/resume-clients.ts"), [], {
-    execArgv: ["-r", "ts-node/register/transpile-only"],
-    env: { ...process.env, TS_NODE_COMPILER_OPTIONS: JSON.stringify({ module: "commonjs", moduleResolution: "node" }) },
-    stdio: ["ignore", "inherit", "inherit", "ipc"],
-  });
-}
-
-function message<T>(child: ChildProcess, type: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const onMessage = (m: { type: string }): void => {
-      if (m.type !== type) return;
-      child.off("message", onMessage);
-      resolve(m as T);
-    };
-    child.on("message", onMessage);
-    child.once("exit", (code) => reject(new Error(`the client process exited (${code}) before ${type}`)));
-  });
-}
-
-function exited(child: ChildProcess): Promise<void> {
-  return child.exitCode !== null ? Promise.resolve() : new Promise((resolve) => child.once("exit", () => resolve()));
-}
 
 /**
  * Resumes tried as an attacker would: many clients replaying a large log at once, and clients
