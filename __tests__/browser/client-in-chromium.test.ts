@@ -88,7 +88,7 @@ describe("runcast/client in Chromium", () => {
   });
 
   it("watchAll resyncs from an id-less snapshot and removes the run that ended meanwhile", async () => {
-    const source = new MemoryRunSource({ historySize: 2 });
+    const source = new MemoryRunSource({ historySize: 2, maxRunLogSize: 2 });
     r = await serveExample({ source });
     for (const id of ["a", "b", "c"]) source.createRun({ id });
     await watchInPage("watchAll", "/api/stream");
@@ -121,7 +121,7 @@ describe("runcast/client in Chromium", () => {
   });
 
   it("watchRun gets missed events once after a drop, resyncs past the history, and stops at complete", async () => {
-    const source = new MemoryRunSource({ historySize: 3 });
+    const source = new MemoryRunSource({ historySize: 3, maxRunLogSize: 3 });
     r = await serveExample({ source });
     source.createRun({ id: "r" });
     await watchInPage("watchRun", "/api/runs/r/stream");

@@ -73,7 +73,7 @@ describe("watchAll in Node, against a real server", () => {
   });
 
   it("resyncs from a fresh snapshot when the history no longer reaches back, dropping runs that ended meanwhile", async () => {
-    const source = new MemoryRunSource({ historySize: 2 });
+    const source = new MemoryRunSource({ historySize: 2, maxRunLogSize: 2 });
     t = await serve(source, { heartbeatMs: 60_000, retryMs: 10 });
     source.createRun({ id: "a" });
     source.createRun({ id: "b" });

@@ -138,7 +138,7 @@ describe("watchRun in Node, against a real server", () => {
   });
 
   it("calls onResync with the fresh state when the history no longer reaches back", async () => {
-    const source = new MemoryRunSource({ historySize: 2 });
+    const source = new MemoryRunSource({ historySize: 2, maxRunLogSize: 2 });
     await start(source);
     source.createRun({ id: "r", total_units: 5 });
     const rec = new Recorder();

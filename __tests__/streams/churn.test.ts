@@ -6,6 +6,7 @@ const RUNS = ["alpha", "beta", "gamma"];
 const EVENTS = 3000;
 const CLIENTS_PER_RUN = 10;
 const GLOBAL_CLIENTS = 6;
+const FROM_START_CLIENTS_PER_RUN = 3;
 
 /** A deterministic PRNG, so a failure can be replayed. */
 function prng(seed: number): () => number {
@@ -79,6 +80,17 @@ describe("churn: clients dropping and reconnecting at random while thousands of 
         ).then((r) => ({ run, r })),
       ),
     );
+    // Clients that ask for each run's whole log (`?from=start`); their reconnects keep the URL
+    // and add Last-Event-ID, as a browser's do. They join while the writer runs.
+    const fromStart = RUNS.flatMap((run) =>
+      [...Array(FROM_START_CLIENTS_PER_RUN)].map((_, i) =>
+        new Promise<void>((resolve) => setTimeout(resolve, 5 + i * 20)).then(() =>
+          churningClient(`${t.url}/api/runs/${run}/stream?from=start`, prng(Math.floor(random() * 1e9)), (r) =>
+            r.frames.some(([event]) => event === "complete"),
+          ).then((r) => ({ run, r })),
+        ),
+      ),
+    );
     const global = [...Array(GLOBAL_CLIENTS)].map(() =>
       churningClient(`${t.url}/api/stream`, prng(Math.floor(random() * 1e9)), (r) =>
         RUNS.every((_, i) => r.frames.filter(([event]) => event === "complete").length > i),
@@ -105,7 +117,7 @@ describe("churn: clients dropping and reconnecting at random while thousands of 
     });
 
     const results = await within(
-      Promise.all([Promise.all(perRun), Promise.all(global)]),
+      Promise.all([Promise.all(perRun), Promise.all(global), Promise.all(fromStart)]),
       "every client to finish",
       60_000,
     );
@@ -128,6 +140,11 @@ describe("churn: clients dropping and reconnecting at random while thousands of 
       const cursor = snapshots.at(-1)?.[1] as string;
       const expected = live.filter((e) => compareEnvelopeIds(e.id as string, cursor) > 0);
       expect(r.frames.slice(RUNS.length)).toEqual(expected.map((e) => [e.type, e.id]));
+    }
+    for (const { run, r } of results[2]) {
+      // The run's whole log, from its first state, exactly once, in order.
+      expect(r.frames).toEqual(recorded.filter((e) => e.runId === run).map((e) => [e.type, e.id]));
+      expect(r.connections).toBeGreaterThan(3);
     }
     expect(t.router.stats().slowClientsCutOff).toBe(0);
   }, 90_000);
