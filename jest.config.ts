@@ -25,6 +25,8 @@ const config: Config = {
       ...base,
       displayName: "express4",
       testMatch: ["<rootDir>/__tests__/streams/**/*.test.ts"],
+      // The load tests measure the server's event loop, not Express: once is enough.
+      testPathIgnorePatterns: ["/resume-load\\.test\\.ts$"],
       moduleNameMapper: { "^express$": "express4" },
     },
     {
