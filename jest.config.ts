@@ -7,8 +7,12 @@ const transform: Config["transform"] = {
   ],
 };
 
+/** runcast/react imports runcast/client by name (so the package ships one copy of it): map it to the source. */
+const selfReferences = { "^runcast/client$": "<rootDir>/lib/client/index.ts" };
+
 const base: Config = {
   testEnvironment: "node",
+  moduleNameMapper: selfReferences,
   transform,
   moduleFileExtensions: ["ts", "js", "json"],
 };
@@ -27,13 +31,13 @@ const config: Config = {
       testMatch: ["<rootDir>/__tests__/streams/**/*.test.ts"],
       // The load tests measure the server's event loop, not Express: once is enough.
       testPathIgnorePatterns: ["/resume-load\\.test\\.ts$"],
-      moduleNameMapper: { "^express$": "express4" },
+      moduleNameMapper: { ...selfReferences, "^express$": "express4" },
     },
     {
       ...base,
       displayName: "ioredis5",
       testMatch: ["<rootDir>/__tests__/redis/**/*.test.ts"],
-      moduleNameMapper: { "^ioredis$": "ioredis5" },
+      moduleNameMapper: { ...selfReferences, "^ioredis$": "ioredis5" },
       globals: { RUNCAST_IOREDIS_MAJOR: 5 },
     },
   ],

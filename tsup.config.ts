@@ -1,7 +1,7 @@
 import { defineConfig } from "tsup";
 
 export default defineConfig({
-  entry: { index: "lib/index.ts", client: "lib/client/index.ts", redis: "lib/redis/index.ts" },
+  entry: { index: "lib/index.ts", client: "lib/client/index.ts", redis: "lib/redis/index.ts", react: "lib/react/index.ts" },
   format: ["cjs", "esm"],
   dts: true,
   sourcemap: false,
@@ -9,5 +9,6 @@ export default defineConfig({
   target: "node20",
   splitting: false,
   outExtension: ({ format }) => (format === "cjs" ? { js: ".cjs", dts: ".d.cts" } : { js: ".mjs", dts: ".d.mts" }),
-  external: ["express", "ioredis", "better-sse", "zod"],
+  // runcast/react imports runcast/client by name, so both share one copy of the client.
+  external: ["express", "ioredis", "better-sse", "zod", "react", "runcast/client"],
 });

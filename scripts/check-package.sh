@@ -18,7 +18,7 @@ npx --no-install attw "$work/$tarball" --profile node16
 mkdir "$work/app"
 cd "$work/app"
 npm init -y >/dev/null
-npm install --silent --no-audit --no-fund --prefer-offline "$work/$tarball" express@5 ioredis@6 eventsource@4 >/dev/null 2>&1
+npm install --silent --no-audit --no-fund --prefer-offline "$work/$tarball" express@5 ioredis@6 eventsource@4 react@19 >/dev/null 2>&1
 
 cat > smoke.cjs <<'JS'
 const http = require("node:http");
@@ -60,12 +60,17 @@ if (typeof RedisRunSource !== "function" || typeof watchRun !== "function" || ty
   throw new Error("a subpath entry lacks its exports");
 }
 if (!JSON.stringify(schemas).includes("RunState")) throw new Error("schema.json lacks RunState");
+const { useRun, useRuns } = require("runcast/react");
+if (typeof useRun !== "function" || typeof useRuns !== "function") throw new Error("runcast/react lacks its hooks");
 import("runcast/redis").then((esm) => {
   if (typeof esm.RedisRunSource !== "function") throw new Error("runcast/redis (ESM) lacks RedisRunSource");
   return import("runcast/client");
 }).then((esm) => {
   if (typeof esm.watchRun !== "function") throw new Error("runcast/client (ESM) lacks watchRun");
-  console.log("subpaths: runcast/redis, runcast/client and runcast/schema.json load");
+  return import("runcast/react");
+}).then((esm) => {
+  if (typeof esm.useRun !== "function") throw new Error("runcast/react (ESM) lacks useRun");
+  console.log("subpaths: runcast/redis, runcast/client, runcast/react and runcast/schema.json load");
 });
 JS
 node smoke.cjs
