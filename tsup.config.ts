@@ -1,7 +1,12 @@
 import { defineConfig } from "tsup";
 
 export default defineConfig({
-  entry: { index: "lib/index.ts", client: "lib/client/index.ts", redis: "lib/redis/index.ts", react: "lib/react/index.ts" },
+  entry: {
+    index: "lib/index.ts",
+    client: "lib/client/index.ts",
+    redis: "lib/redis/index.ts",
+    react: "lib/react/index.ts",
+  },
   format: ["cjs", "esm"],
   dts: true,
   sourcemap: false,
