@@ -128,7 +128,9 @@ describe("the global stream with very many active runs", () => {
       probe.close();
       // Unpieced, one connect held the loop for the whole snapshot (~160 ms, ~340 ms for ten at
       // once); what remains is the source's own read of 100,000 states, one call per connect.
-      expect(loop.maxBlockMs).toBeLessThan(50);
+      // A heap holding 100,000 runs also has full garbage collections of ~100 ms here, whoever
+      // allocates: they are left out of this bound (the one on resumes above counts them).
+      expect(loop.maxBlockWithoutGcMs).toBeLessThan(50);
     } finally {
       child.kill();
       await exited(child);
