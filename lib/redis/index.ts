@@ -241,6 +241,11 @@ export class RedisRunSource implements RunEventSource {
   #position: string | undefined;
   /** The feed's origin as the reader last saw it ("" when the feed did not exist yet). */
   #origin = "";
+  /** Times the reader's connection dropped, and how many of those the feed was checked after. */
+  #interruptions = 0;
+  #checkedThrough = 0;
+  /** The check of the feed under way, if any. */
+  #verifying: Promise<void> | undefined;
   readonly #timers = new Set<{ timer: NodeJS.Timeout; wake: () => void }>();
   /** Commands not answered yet, rejected by `close()` when their connection is down. */
   readonly #inFlight = new Set<(error: Error) => void>();
@@ -589,9 +594,18 @@ export class RedisRunSource implements RunEventSource {
         : "reconnecting, then reading on after the last envelope delivered, so nothing is lost or repeated";
     connection.on("ready", () => {
       this.#answers.ready(role);
-      if (reported && role === "reader") void this.#checkFeed();
+      // Checked now, so a restart with nothing new to read is reported at once, and again by
+      // the read loop before it delivers anything read after the outage.
+      if (role === "reader" && this.#interrupted) this.#verifyFeed().catch(() => {});
       reported = false;
     });
+    if (role === "reader") {
+      const interrupted = (): void => {
+        this.#interruptions++;
+      };
+      connection.on("close", interrupted);
+      connection.on("error", interrupted);
+    }
     connection.on("error", (error: Error) => {
       if (reported || this.#closing !== undefined) return;
       reported = true;
@@ -793,6 +807,10 @@ export class RedisRunSource implements RunEventSource {
           this.#blockMs,
         );
         if (generation !== this.#generation) return;
+        // After an outage, nothing read is delivered before the feed is known to still hold
+        // where the reader was: else clients would take ids past a gap and resume after it.
+        if (this.#interrupted) await this.#verifyFeed();
+        if (generation !== this.#generation) return;
         for (const entry of entriesOf(reply)) {
           this.#position = entry[0];
           const envelope = this.#envelopeOf(entry);
@@ -813,6 +831,19 @@ export class RedisRunSource implements RunEventSource {
     }
   }
 
+  /** Whether the reader's connection dropped since the feed was last checked. */
+  get #interrupted(): boolean {
+    return this.#interruptions > this.#checkedThrough;
+  }
+
+  /** Checks the feed after an outage of the reader (one check at a time); rejects when the check could not be made. */
+  #verifyFeed(): Promise<void> {
+    this.#verifying ??= this.#checkFeed().finally(() => {
+      this.#verifying = undefined;
+    });
+    return this.#verifying;
+  }
+
   /**
    * After an outage of the reader: finds out whether the feed still holds where it reads.
    * Trimmed past it means it fell more than `historySize` envelopes behind and some were never
@@ -822,13 +853,10 @@ export class RedisRunSource implements RunEventSource {
    */
   async #checkFeed(): Promise<void> {
     const position = this.#position;
+    const through = this.#interruptions;
     if (position === undefined || this.#closing !== undefined) return;
-    let status: FeedStatus;
-    try {
-      status = await this.#feedStatus(position === "0-0" ? "" : position);
-    } catch {
-      return; // The command connection reports its own trouble.
-    }
+    const status = await this.#feedStatus(position === "0-0" ? "" : position);
+    this.#checkedThrough = Math.max(this.#checkedThrough, through);
     const reason = feedLoss(position, this.#origin, status);
     this.#origin = status.origin;
     if (reason === undefined || this.#closing !== undefined) return;
