@@ -148,7 +148,7 @@ describeRedis("RedisRunSource faults, reported as what they are", () => {
   it("a Redis restarted empty is reported as history lost: every stream ends, the run is gone (404), the global stream starts over", async () => {
     const reports = new Collector<Report>();
     const gaps = new Collector<LiveGap>();
-    const watched = source({ onError: (e, c) => reports.listener([e.message, c]) });
+    const watched = source({ blockMs: 500, onError: (e, c) => reports.listener([e.message, c]) });
     const { t, errors } = await server(watched);
     watched.subscribe(() => {}, gaps.listener);
     await watched.createRun({ id: "job" });
@@ -181,6 +181,37 @@ describeRedis("RedisRunSource faults, reported as what they are", () => {
     const restarted = await open(`${t.url}/api/stream`, { "Last-Event-ID": global.frames.at(-1)?.id as string });
     await restarted.until(() => restarted.of("state").length > 0, "a state", WAIT_MS);
     expect(restarted.of("state")[0]?.json).toEqual(fresh);
+  });
+
+  it("a Redis restarted empty and written to again before the reader is back is history lost, not trimmed", async () => {
+    const proxy = await FaultyProxy.start(redis.url);
+    closing.push(() => proxy.close());
+    const prefix = newPrefix("lost");
+    const reports = new Collector<Report>();
+    const gaps = new Collector<LiveGap>();
+    const behind = source({
+      url: proxy.urlFor(redis.url),
+      prefix,
+      onError: (e, c) => reports.listener([e.message, c]),
+    });
+    const writer = source({ prefix });
+    const seen = new Collector<Envelope>();
+    behind.subscribe(seen.listener, gaps.listener);
+    await behind.snapshot(); // resolves once the reader knows where it starts
+    await writer.createRun({ id: "job" });
+    await events(writer, "job", 50);
+    await seen.until(51);
+
+    proxy.cut();
+    await redis.restartEmpty();
+    // The new history's ids all come after the reader's position, as trimmed ones would.
+    await writer.createRun({ id: "fresh" });
+    await events(writer, "fresh", 50);
+    proxy.restore();
+    await gaps.until(1, WAIT_MS);
+    expect(gaps.items).toEqual([{ reason: "history_lost", message: expect.stringMatching(/began again at \d+-\d+/) }]);
+    await seen.until((items) => items.some((e) => e.runId === "fresh" && e.type === "event"), WAIT_MS);
+    expect(reports.items.filter(([message]) => /trimmed/.test(message))).toEqual([]);
   });
 
   it("a feed trimmed past the reader is reported as trimmed: the streams end and a run stream resumes exactly from its run's log", async () => {

@@ -244,8 +244,6 @@ export class RedisRunSource implements RunEventSource {
   /** Times the reader's connection dropped, and how many of those the feed was checked after. */
   #interruptions = 0;
   #checkedThrough = 0;
-  /** The check of the feed under way, if any. */
-  #verifying: Promise<void> | undefined;
   readonly #timers = new Set<{ timer: NodeJS.Timeout; wake: () => void }>();
   /** Commands not answered yet, rejected by `close()` when their connection is down. */
   readonly #inFlight = new Set<(error: Error) => void>();
@@ -594,9 +592,6 @@ export class RedisRunSource implements RunEventSource {
         : "reconnecting, then reading on after the last envelope delivered, so nothing is lost or repeated";
     connection.on("ready", () => {
       this.#answers.ready(role);
-      // Checked now, so a restart with nothing new to read is reported at once, and again by
-      // the read loop before it delivers anything read after the outage.
-      if (role === "reader" && this.#interrupted) this.#verifyFeed().catch(() => {});
       reported = false;
     });
     if (role === "reader") {
@@ -809,7 +804,9 @@ export class RedisRunSource implements RunEventSource {
         if (generation !== this.#generation) return;
         // After an outage, nothing read is delivered before the feed is known to still hold
         // where the reader was: else clients would take ids past a gap and resume after it.
-        if (this.#interrupted) await this.#verifyFeed();
+        // (An XREAD re-sent to a Redis that came back empty answers after blockMs, so that
+        // is how long a restart may take to be reported.)
+        if (this.#interrupted) await this.#checkFeed();
         if (generation !== this.#generation) return;
         for (const entry of entriesOf(reply)) {
           this.#position = entry[0];
@@ -834,14 +831,6 @@ export class RedisRunSource implements RunEventSource {
   /** Whether the reader's connection dropped since the feed was last checked. */
   get #interrupted(): boolean {
     return this.#interruptions > this.#checkedThrough;
-  }
-
-  /** Checks the feed after an outage of the reader (one check at a time); rejects when the check could not be made. */
-  #verifyFeed(): Promise<void> {
-    this.#verifying ??= this.#checkFeed().finally(() => {
-      this.#verifying = undefined;
-    });
-    return this.#verifying;
   }
 
   /**
