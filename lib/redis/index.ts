@@ -577,7 +577,7 @@ export class RedisRunSource implements RunEventSource {
         : "live envelopes are not delivered meanwhile, and will be once it answers";
     this.#report(
       new Error(
-        `runcast/redis: Redis has not answered the ${role} connection for ${waitedMs} ms (waiting for ${what}); it may be paused, stuck or unreachable. ${next}`,
+        `runcast/redis: Redis has not answered the ${role} connection for ${waitedMs} ms (waiting for ${what}); it may be paused, stuck or unreachable; ${next}`,
       ),
       { phase: "connection", connection: role },
     );
