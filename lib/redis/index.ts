@@ -79,7 +79,7 @@ export type RedisErrorPhase =
 export interface RedisErrorContext {
   phase: RedisErrorPhase;
   /** Which of the source's connections: `commands` (writes and reads) or `reader` (the blocking live reader). */
-  connection?: ConnectionRole;
+  connection?: "commands" | "reader";
 }
 
 /** Options of {@link RedisRunSource}. */
