@@ -356,6 +356,8 @@ describeRedis("RedisRunSource", () => {
       // ... yet the event is recorded once, under the id the caller got.
       const events = (await readLog(admin, redis.prefix)).filter((entry) => entry.type === "event");
       expect(events.map((entry) => entry.id)).toEqual([envelope.id]);
+      const inRunLog = (await readLog(admin, redis.prefix, "job")).filter((entry) => entry.type === "event");
+      expect(inRunLog.map((entry) => entry.id)).toEqual([envelope.id]);
       expect(errors.some((message) => message.includes("lost the commands connection"))).toBe(true);
     } finally {
       await redis.close();
