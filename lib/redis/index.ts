@@ -97,8 +97,9 @@ export interface RedisRunSourceOptions {
   redis?: Redis;
   /**
    * Prefix of every key, so several deployments share one Redis: `<prefix>:log`,
-   * `<prefix>:run:{<id>}`, ... (1 to 128 printable characters without spaces or braces). With
-   * a client given as `redis` that has a `keyPrefix`, keys start with that, then this.
+   * `<prefix>:run:{<id>}`, ... (1 to 128 printable characters without spaces or braces: a brace
+   * would change the runs' hash tags). With a client given as `redis` that has a `keyPrefix`,
+   * keys start with that (keep braces out of it too), then this.
    * @default "runcast"
    */
   prefix?: string;
