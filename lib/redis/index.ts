@@ -25,8 +25,10 @@ import {
 } from "../writer-input";
 import { AnswerWatch, type ConnectionRole } from "./answer-watch";
 import { type RedisKeys, redisKeys } from "./keys";
+import { feedLoss, gapReason } from "./log-gaps";
+import { entriesOf, type FeedStatus, feedStatusOf, isStringArray, logReply, type StreamEntry } from "./replies";
 import { installScripts, type ScriptName, type ScriptRunner } from "./scripts";
-import { inRange, isCanonicalStreamId } from "./stream-ids";
+import { isCanonicalStreamId } from "./stream-ids";
 
 export { RuncastError, type RuncastErrorCode } from "../errors";
 export type { EventInput, RunCompletion, RunInit, RunPatch } from "../writer-input";
@@ -164,19 +166,8 @@ export interface RedisRunSourceOptions {
   onError?: (error: Error, context: RedisErrorContext) => void;
 }
 
-/** A stream entry as Redis returns it: id, then flat field/value pairs. */
-type StreamEntry = [id: string, fields: string[]];
-
 /** One run's status, as a write that fails validation needs it to report the right error. */
 type RunCondition = { kind: "missing" } | { kind: "active" } | { kind: "finished"; status: string };
-
-function isStringArray(value: unknown): value is string[] {
-  return Array.isArray(value) && value.every((item) => typeof item === "string");
-}
-
-function isEntry(value: unknown): value is StreamEntry {
-  return Array.isArray(value) && value.length === 2 && typeof value[0] === "string" && isStringArray(value[1]);
-}
 
 function notFound(runId: unknown): RuncastError {
   return new RuncastError("run_not_found", `run ${JSON.stringify(runId)} does not exist`);
@@ -468,7 +459,7 @@ export class RedisRunSource implements RunEventSource {
       const page = logReply(reply);
       if (page.kind === "gap") {
         if (envelopes.length > 0) return { envelopes };
-        return { gap: this.#gapReason(runId === undefined, from, page.low, page.oldest) };
+        return { gap: gapReason(runId === undefined, from, page.low, page.oldest) };
       }
       for (const entry of page.entries) {
         const envelope = this.#envelopeOf(entry, runId);
@@ -689,18 +680,6 @@ export class RedisRunSource implements RunEventSource {
       : this.#scripts.readRunLog([this.#keys.run(runId), this.#keys.runLog(runId)], args);
   }
 
-  /**
-   * Why a log cannot serve `after`: `trimmed` when it is an id between the log's beginning
-   * (`low`: a run's first envelope, the feed's first entry ever) and its oldest entry kept,
-   * and entries were trimmed; `unknown_id` otherwise. From the start (no `after`) the run's
-   * log was trimmed, as that is the only reason it refuses.
-   */
-  #gapReason(feed: boolean, after: string | undefined, low: string, oldest: string): "trimmed" | "unknown_id" {
-    if (after === undefined) return feed ? "unknown_id" : "trimmed";
-    const trimmed = low !== "" && oldest !== "" && low !== oldest;
-    return trimmed && inRange(after, low, oldest) ? "trimmed" : "unknown_id";
-  }
-
   #parseJson(json: string): unknown {
     return JSON.parse(json);
   }
@@ -774,13 +753,12 @@ export class RedisRunSource implements RunEventSource {
   }
 
   async #feedStatus(position: string): Promise<FeedStatus> {
-    const reply = await this.#command(
-      "the feed status script",
-      this.#scripts.feedStatus([this.#keys.feed, this.#keys.origin], [position]),
+    return feedStatusOf(
+      await this.#command(
+        "the feed status script",
+        this.#scripts.feedStatus([this.#keys.feed, this.#keys.origin], [position]),
+      ),
     );
-    if (!Array.isArray(reply) || reply.length !== 4) throw new Error("runcast/redis: unexpected feed status reply");
-    const [newest, origin, oldest, held] = reply as [string, string, string, number];
-    return { newest, origin, oldest, held: held === 1 };
   }
 
   /** Snapshots and log reads wait until the reader knows where it starts, so their cursors are never behind it. */
@@ -889,42 +867,6 @@ export class RedisRunSource implements RunEventSource {
   }
 }
 
-/**
- * What became of the feed where a reader read after `position` (`"0-0"`: nothing taken yet)
- * once it is back, given the origin it knew ("" when none): nothing (`undefined`), entries
- * trimmed away before it could read them, or the history lost.
- */
-function feedLoss(position: string, knownOrigin: string, status: FeedStatus): LiveGap["reason"] | undefined {
-  const { origin, oldest, held } = status;
-  if (origin === "") return position === "0-0" && knownOrigin === "" ? undefined : "history_lost";
-  if (knownOrigin !== "" && origin !== knownOrigin) return "history_lost";
-  if (held) return undefined;
-  if (position === "0-0") return oldest === origin ? undefined : "trimmed";
-  if (oldest !== "" && inRange(position, origin, oldest)) return "trimmed";
-  return "history_lost";
-}
-
-/** The global feed as the live reader sees it: newest, first ever and oldest kept ids ("" for none), and whether it holds a given id. */
-interface FeedStatus {
-  newest: string;
-  origin: string;
-  oldest: string;
-  held: boolean;
-}
-
-/** A log script's reply: a page of entries, or the facts that tell the gap's reason. */
-type LogReply = { kind: "page"; entries: StreamEntry[] } | { kind: "gap"; low: string; oldest: string };
-
-function logReply(reply: unknown): LogReply {
-  if (Array.isArray(reply) && reply[0] === "page" && Array.isArray(reply[1])) {
-    return { kind: "page", entries: reply[1].filter(isEntry) };
-  }
-  if (isStringArray(reply) && reply.length === 3 && reply[0] === "gap") {
-    return { kind: "gap", low: reply[1] as string, oldest: reply[2] as string };
-  }
-  throw new Error("runcast/redis: unexpected log reply");
-}
-
 /** The merged state a patch would give, checked field by field against the schema. */
 function checkMerge(
   runId: string,
@@ -940,17 +882,6 @@ function checkMerge(
 
 function finished(runId: string, status: string): RuncastError {
   return new RuncastError("run_finished", `run ${runId} is already ${status}`);
-}
-
-/** The entries of an `XREAD` reply (RESP2 shape: `[[key, [[id, fields], ...]]]`, or null). */
-function entriesOf(reply: unknown): StreamEntry[] {
-  if (!Array.isArray(reply)) return [];
-  const out: StreamEntry[] = [];
-  for (const stream of reply) {
-    if (!Array.isArray(stream) || !Array.isArray(stream[1])) continue;
-    for (const entry of stream[1]) if (isEntry(entry)) out.push(entry);
-  }
-  return out;
 }
 
 /** Closes one of our connections and resolves once it is gone. */
