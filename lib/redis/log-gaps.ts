@@ -10,8 +10,8 @@ import { inRange } from "./stream-ids";
  */
 export function gapReason(feed: boolean, after: string | undefined, low: string, oldest: string): ResyncReason {
   if (after === undefined) return feed ? "unknown_id" : "trimmed";
-  const trimmed = low !== "" && oldest !== "" && low !== oldest;
-  return trimmed && inRange(after, low, oldest) ? "trimmed" : "unknown_id";
+  // An untrimmed log starts at `low` itself, so nothing lies between the two.
+  return low !== "" && oldest !== "" && inRange(after, low, oldest) ? "trimmed" : "unknown_id";
 }
 
 /**
