@@ -144,6 +144,26 @@ export class Hub {
     this.#push(this.#global, frame);
   }
 
+  /**
+   * Ends the streams of one run (every stream when `runId` is absent) so that their clients
+   * reconnect and resume from their last id. A client whose response has not started yet is
+   * disconnected instead: an empty 200 would make a browser give up rather than reconnect.
+   */
+  endStreams(runId?: string): void {
+    const channels = runId === undefined ? [this.#global, ...this.#runs.values()] : [this.#runs.get(runId)];
+    for (const channel of channels) {
+      if (channel === undefined) continue;
+      const clients = [...channel.connecting, ...[...channel.sse.activeSessions].map((s) => s.state.client)];
+      for (const client of clients) {
+        if (client.res.headersSent) client.end();
+        else {
+          client.markClosed();
+          client.res.destroy();
+        }
+      }
+    }
+  }
+
   /** Ends every stream and stops the timers; resolves once every started response is closed. */
   async close(): Promise<void> {
     if (this.#heartbeat !== undefined) clearInterval(this.#heartbeat);

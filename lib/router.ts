@@ -6,7 +6,7 @@ import { envelopeFrame, type Frame } from "./frames";
 import { Hub } from "./hub";
 import { type ErrorContext, type ResolvedOptions, resolveOptions, type SseRouterOptions } from "./options";
 import { describeIssues, type Envelope, EnvelopeSchema, EVENT_TYPE_PATTERN, isValidRunId } from "./schema";
-import { compareEnvelopeIds, type RunEventSource } from "./source";
+import { compareEnvelopeIds, type LiveGap, type RunEventSource } from "./source";
 import { type StartContext, type StartRequest, type StreamStart, startGlobal, startRun } from "./start";
 import { nextTurn } from "./turns";
 
@@ -139,7 +139,24 @@ class Streams {
       headers: STREAM_HEADERS,
     });
     this.ctx = { source, frames: this.frames, reject: (error, context) => this.reject(error, context) };
-    this.#unsubscribe = source.subscribe((envelope) => this.accept(envelope));
+    this.#unsubscribe = source.subscribe(
+      (envelope) => this.accept(envelope),
+      (gap) => this.gap(gap),
+    );
+  }
+
+  /** The source lost live continuity: reported, and the streams concerned end so their clients resume. */
+  gap(gap: LiveGap): void {
+    if (this.closed) return;
+    const runId = typeof gap?.runId === "string" ? gap.runId : undefined;
+    const what = runId === undefined ? "every stream" : `the streams of run ${runId}`;
+    this.report(
+      new Error(
+        `the source lost live continuity (${String(gap?.reason)}): ${String(gap?.message)}; ending ${what} so their clients resume`,
+      ),
+      { phase: "gap", runId },
+    );
+    this.hub.endStreams(runId);
   }
 
   reject(error: unknown, context: ErrorContext): void {

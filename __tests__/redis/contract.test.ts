@@ -115,6 +115,11 @@ describe("the runcast/redis entry", () => {
     const bad: RedisRunSourceOptions[] = [
       { prefix: "has space" },
       { prefix: "" },
+      { prefix: "with{brace" },
+      { prefix: "with}brace" },
+      { maxRunLogSize: 0 },
+      { finishedRunTtlMs: 2.5 },
+      { unresponsiveMs: -1 },
       { historySize: 0 },
       { maxFinishedRuns: 1.5 },
       { resendWindowMs: -1 },
@@ -224,7 +229,8 @@ describeRedis("RedisRunSource", () => {
     expect(await redis.getCompletion("r2")).toBeUndefined();
     expect((await redis.getRun("r1"))?.status).toBe("completed");
     expect((await redis.getCompletion("r3"))?.type).toBe("complete");
-    expect(await admin.exists(`${redis.prefix}:run:r2`)).toBe(0);
+    expect(await admin.exists(`${redis.prefix}:run:{r2}`, `${redis.prefix}:log:{r2}`)).toBe(0);
+    expect(await admin.exists(`${redis.prefix}:run:{r1}`, `${redis.prefix}:log:{r1}`)).toBe(2);
   });
 
   it("gives a snapshot whose cursor is the newest envelope it reflects, read atomically with the states", async () => {
@@ -251,7 +257,7 @@ describeRedis("RedisRunSource", () => {
     }
   });
 
-  it("replays exactly the envelopes after an id, of one run or of all, and null for an id it does not hold", async () => {
+  it("replays exactly the envelopes after an id, of one run (an id of its log) or of all, and null for an id it does not hold", async () => {
     const redis = source();
     await redis.createRun({ id: "a" });
     await redis.createRun({ id: "b" });
@@ -262,14 +268,22 @@ describeRedis("RedisRunSource", () => {
     }
     const after = written[5]?.id as string;
     expect(await redis.replay(after)).toEqual(written.slice(6));
-    expect(await redis.replay(after, "a")).toEqual(written.slice(6).filter((e) => e.runId === "a"));
     expect(await redis.replay(after, "b")).toEqual(written.slice(6).filter((e) => e.runId === "b"));
+    const ofA = written[4]?.id as string;
+    expect(await redis.replay(ofA, "a")).toEqual(written.slice(5).filter((e) => e.runId === "a"));
+    // An id of another run's log is not a position in this run's log.
+    expect(await redis.replay(after, "a")).toBeNull();
     expect(await redis.replay(written[19]?.id as string)).toEqual([]);
+    expect(await redis.replay(written[19]?.id as string, "b")).toEqual([]);
 
     const [ms, seq] = after.split("-") as [string, string];
     for (const foreign of [`${ms}-${Number(seq) + 1000}`, "0-0", "1-1", "99999999999999-0", "garbage", "5", "1-2-3"]) {
       expect(await redis.replay(foreign)).toBeNull();
+      expect(await redis.replay(foreign, "a")).toBeNull();
     }
+    // Redis would read these as ids of the feed: only the canonical spelling is one.
+    expect(await redis.replay(`0${after}`)).toBeNull();
+    expect(await redis.replay(ms)).toBeNull();
     expect(await redis.replay("18446744073709551616-0")).toBeNull();
   });
 
@@ -342,6 +356,8 @@ describeRedis("RedisRunSource", () => {
       // ... yet the event is recorded once, under the id the caller got.
       const events = (await readLog(admin, redis.prefix)).filter((entry) => entry.type === "event");
       expect(events.map((entry) => entry.id)).toEqual([envelope.id]);
+      const inRunLog = (await readLog(admin, redis.prefix, "job")).filter((entry) => entry.type === "event");
+      expect(inRunLog.map((entry) => entry.id)).toEqual([envelope.id]);
       expect(errors.some((message) => message.includes("lost the commands connection"))).toBe(true);
     } finally {
       await redis.close();
@@ -361,7 +377,9 @@ describeRedis("RedisRunSource", () => {
       unsubscribe();
       expect(await redis.snapshot()).toEqual({ states: [created], cursor: event.id });
       expect(await redis.replay(seen.items[0]?.id as string, "job")).toEqual([event]);
-      expect(await admin.exists(`${prefix}:app:jobs:run:job`, `${prefix}:app:jobs:log`)).toBe(2);
+      expect(
+        await admin.exists(`${prefix}:app:jobs:run:{job}`, `${prefix}:app:jobs:log:{job}`, `${prefix}:app:jobs:log`),
+      ).toBe(3);
     } finally {
       await client.quit();
     }

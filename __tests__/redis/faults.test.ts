@@ -114,7 +114,10 @@ describeRedis("faults while clients watch a run", () => {
       for (const server of d.servers) {
         const report = await server.waitFor((m) => m.type === "source-error" && m.connection === "reader");
         expect(report).toMatchObject({ phase: "connection" });
-        expect(report.message).toMatch(/lost the reader connection to Redis .*reading on after/);
+        // A killed connection shows as a reset (error) or a plain close, whichever the socket sees first.
+        expect(report.message).toMatch(
+          /(lost the reader connection to Redis|reader connection to Redis failed).*reading on after/,
+        );
       }
       const writerReport = await d.writer.waitFor((m) => m.type === "source-error");
       expect(writerReport.message).toMatch(

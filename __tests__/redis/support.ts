@@ -1,5 +1,6 @@
 import { type ChildProcess, execFileSync, fork, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
+import { readdir, rm } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
 import { Redis } from "ioredis";
@@ -100,16 +101,17 @@ export interface LogEntry {
   data: Record<string, unknown>;
 }
 
-/** Every entry of a source's envelope stream. */
-export async function readLog(redis: Redis, prefix: string): Promise<LogEntry[]> {
-  const entries = await redis.xrange(`${prefix}:log`, "-", "+");
+/** Every entry of a source's global feed, or of one run's log. */
+export async function readLog(redis: Redis, prefix: string, runId?: string): Promise<LogEntry[]> {
+  const key = runId === undefined ? `${prefix}:log` : `${prefix}:log:{${runId}}`;
+  const entries = await redis.xrange(key, "-", "+");
   return entries.map(([id, fields]) => {
     const map = new Map<string, string>();
     for (let i = 0; i + 1 < fields.length; i += 2) map.set(fields[i] as string, fields[i + 1] as string);
     return {
       id,
       type: map.get("t") ?? "",
-      runId: map.get("r") ?? "",
+      runId: map.get("r") ?? runId ?? "",
       data: JSON.parse(map.get("d") ?? "null") as Record<string, unknown>,
     };
   });
@@ -363,6 +365,23 @@ export class RedisServerProcess {
       child.once("exit", (code) => reject(new Error(`redis-server exited (${code}):\n${this.output}`)));
     });
     await within(ready, `redis-server on port ${this.port} to start\n${this.output}`, 15_000);
+  }
+
+  /** Stops the server's process (SIGSTOP): its connections stay open and nothing answers. */
+  pause(): void {
+    this.#child?.kill("SIGSTOP");
+  }
+
+  /** Lets a paused server go on (SIGCONT). */
+  resume(): void {
+    this.#child?.kill("SIGCONT");
+  }
+
+  /** Kills the server and starts it again with no data, as a Redis without persistence comes back. */
+  async restartEmpty(): Promise<void> {
+    await this.kill();
+    for (const file of await readdir(this.dir)) await rm(path.join(this.dir, file), { recursive: true, force: true });
+    await this.start();
   }
 
   /** Kills the server at once (a crash: no shutdown work), and resolves when it is gone. */

@@ -3,7 +3,15 @@ import { Redis } from "ioredis";
 import { RuncastError } from "../errors";
 import { positiveInteger } from "../options";
 import { type Envelope, isValidRunId, type RunEvent, type RunState } from "../schema";
-import { compareEnvelopeIds, type RunEventSource, type RunSnapshot } from "../source";
+import {
+  compareEnvelopeIds,
+  type LiveGap,
+  type LogGap,
+  type LogPage,
+  type LogQuery,
+  type RunEventSource,
+  type RunSnapshot,
+} from "../source";
 import {
   completionProblem,
   type EventInput,
@@ -15,7 +23,12 @@ import {
   type RunPatch,
   runIdProblem,
 } from "../writer-input";
+import { AnswerWatch, type ConnectionRole } from "./answer-watch";
+import { type RedisKeys, redisKeys } from "./keys";
+import { feedLoss, gapReason } from "./log-gaps";
+import { entriesOf, type FeedStatus, feedStatusOf, isStringArray, logReply, type StreamEntry } from "./replies";
 import { installScripts, type ScriptName, type ScriptRunner } from "./scripts";
+import { isCanonicalStreamId } from "./stream-ids";
 
 export { RuncastError, type RuncastErrorCode } from "../errors";
 export type { EventInput, RunCompletion, RunInit, RunPatch } from "../writer-input";
@@ -28,6 +41,10 @@ export const DEFAULT_REDIS_PREFIX = "runcast";
 export const DEFAULT_REDIS_HISTORY_SIZE = 10_000;
 /** Default number of finished runs kept readable. */
 export const DEFAULT_REDIS_MAX_FINISHED_RUNS = 1_000;
+/** Default number of envelopes kept in each run's log (`XADD ... MAXLEN`, exact). */
+export const DEFAULT_REDIS_MAX_RUN_LOG_SIZE = 5_000;
+/** Default time a command may wait for Redis's answer before Redis is reported unresponsive, in ms. */
+export const DEFAULT_UNRESPONSIVE_MS = 10_000;
 /**
  * Default time a write's outcome is remembered for, in ms. ioredis keeps unanswered commands
  * for at most `maxRetriesPerRequest` (20) reconnect attempts, about a minute and a half with
@@ -40,17 +57,20 @@ export const DEFAULT_READ_COUNT = 100;
 export const DEFAULT_BLOCK_MS = 5_000;
 /** Pause before the live reader tries again after a failed read, in ms. */
 const READ_RETRY_MS = 1_000;
-/** Stream ids: `<ms>-<seq>`, both unsigned 64-bit. */
-const STREAM_ID = /^(\d{1,20})-(\d{1,20})$/;
-const UINT64_MAX = 2n ** 64n - 1n;
-/** Valid key prefixes: printable ASCII without spaces. */
-const PREFIX_PATTERN = /^[\x21-\x7e]{1,128}$/;
+/** Envelopes per read when `replay` gathers a whole resume. */
+const REPLAY_PAGE = 1_000;
+/** Valid key prefixes: printable ASCII without spaces or braces (a brace would change the runs' hash tags). */
+const PREFIX_PATTERN = /^[\x21-\x7a\x7c\x7e]{1,128}$/;
 
 /** Where a problem reported to {@link RedisRunSourceOptions.onError} happened. */
 export type RedisErrorPhase =
-  /** A connection to Redis failed or closed; it reconnects on its own. */
+  /** A connection to Redis failed, closed, or stopped answering; it recovers on its own. */
   | "connection"
-  /** The live reader's `XREAD` failed; it tries again from the last id it delivered. */
+  /**
+   * The live reader's `XREAD` failed (it tries again from the last id it delivered), or the
+   * reader found after an outage that the feed was trimmed past it or lost its data (the
+   * subscriber's `onGap` is told as well).
+   */
   | "read"
   /** A stream entry could not be turned into an envelope; it is skipped. */
   | "entry"
@@ -79,24 +99,39 @@ export interface RedisRunSourceOptions {
   redis?: Redis;
   /**
    * Prefix of every key, so several deployments share one Redis: `<prefix>:log`,
-   * `<prefix>:run:<id>`, ... (1 to 128 printable characters without spaces). With a client
-   * given as `redis` that has a `keyPrefix`, keys start with that, then this.
+   * `<prefix>:run:{<id>}`, ... (1 to 128 printable characters without spaces or braces: a brace
+   * would change the runs' hash tags). With a client given as `redis` that has a `keyPrefix`,
+   * keys start with that (keep braces out of it too), then this.
    * @default "runcast"
    */
   prefix?: string;
   /**
-   * How many envelopes (of all runs together) the stream keeps for `Last-Event-ID` replay.
-   * Trimming is approximate (`MAXLEN ~`): Redis drops whole nodes, so a few more may stay.
-   * A client that reconnects after more than this many envelopes gets a fresh snapshot.
+   * How many envelopes (of all runs together) the global feed keeps, for resumes of the
+   * global stream. Trimming is approximate (`MAXLEN ~`): Redis drops whole nodes, so a few
+   * more may stay. Per-run streams resume from their run's log instead (`maxRunLogSize`).
    * @default 10000
    */
   historySize?: number;
   /**
-   * How many finished runs stay readable (state and `complete` envelope) before the oldest
-   * is forgotten. Active runs are never forgotten.
+   * How many envelopes each run's log keeps (its oldest go first; trimmed exactly, `MAXLEN`),
+   * while the run is active and, once finished, for as long as the run is remembered. A busy
+   * run never pushes another run's envelopes out.
+   * @default 5000
+   */
+  maxRunLogSize?: number;
+  /**
+   * How many finished runs stay readable (state, log and `complete` envelope) before the
+   * oldest is forgotten whole. Active runs are never forgotten.
    * @default 1000
    */
   maxFinishedRuns?: number;
+  /**
+   * When set, a finished run is also forgotten this long (ms) after its `complete`: both its
+   * keys get this TTL (`PEXPIRE`). Unset, finished runs stay until `maxFinishedRuns` pushes
+   * them out.
+   * @default undefined (no expiry)
+   */
+  finishedRunTtlMs?: number;
   /**
    * How long, in ms, each write's outcome stays in Redis under its write id, so a command
    * ioredis sends again after losing its reply returns the first outcome instead of
@@ -115,31 +150,24 @@ export interface RedisRunSourceOptions {
    */
   blockMs?: number;
   /**
-   * Told of connection losses (once per outage, with what happens next), failed reads,
+   * How long, in ms, a command may wait for Redis's answer on a connection that is up (the
+   * live reader's `XREAD`: this long beyond `blockMs`) before Redis is reported unresponsive
+   * to `onError` (`phase: "connection"`), once until it answers again. Nothing is cancelled:
+   * a paused Redis that resumes answers everything.
+   * @default 10000
+   */
+  unresponsiveMs?: number;
+  /**
+   * Told of connection losses (once per outage, with what happens next), a Redis that stops
+   * answering, failed reads, history trimmed past the live reader or lost with Redis's data,
    * unreadable stream entries and subscribers that throw. The source recovers from all of
    * them by itself. Defaults to `process.emitWarning`.
    */
   onError?: (error: Error, context: RedisErrorContext) => void;
 }
 
-/** A stream entry as Redis returns it: id, then flat field/value pairs. */
-type StreamEntry = [id: string, fields: string[]];
-
 /** One run's status, as a write that fails validation needs it to report the right error. */
 type RunCondition = { kind: "missing" } | { kind: "active" } | { kind: "finished"; status: string };
-
-function isStreamId(id: string): boolean {
-  const match = STREAM_ID.exec(id);
-  return match !== null && BigInt(match[1] ?? "0") <= UINT64_MAX && BigInt(match[2] ?? "0") <= UINT64_MAX;
-}
-
-function isStringArray(value: unknown): value is string[] {
-  return Array.isArray(value) && value.every((item) => typeof item === "string");
-}
-
-function isEntry(value: unknown): value is StreamEntry {
-  return Array.isArray(value) && value.length === 2 && typeof value[0] === "string" && isStringArray(value[1]);
-}
 
 function notFound(runId: unknown): RuncastError {
   return new RuncastError("run_not_found", `run ${JSON.stringify(runId)} does not exist`);
@@ -165,14 +193,17 @@ function fieldArgs(fields: Record<string, unknown>, skipId: boolean): string[] {
  * The event source on Redis, for several processes serving the same runs: the same writer
  * API as `MemoryRunSource` (asynchronous) and the {@link RunEventSource} reader side.
  *
- * Envelopes go to one Redis stream (their ids are its entry ids), run states to one hash per
- * run; each write is a single Lua script, atomic and safe to send twice. Each process holds
- * two connections whatever its number of SSE clients: one for commands, opened at once, and
- * one for the blocking live reader, opened by the first `subscribe`. Both reconnect by
- * themselves; the reader then reads on after the last envelope it delivered.
+ * Each envelope goes to the global feed (a stream of every run's envelopes; its entry ids are
+ * the envelope ids) and, under the same id, to its run's log (a stream per run); run states
+ * go to one hash per run. Every key of a run shares the run's hash tag. Each write is a
+ * single Lua script, atomic and safe to send twice. Each process holds two connections
+ * whatever its number of SSE clients: one for commands, opened at once, and one for the
+ * blocking live reader, opened by the first `subscribe`. Both reconnect by themselves; the
+ * reader then reads on after the last envelope it delivered.
  *
- * Requires Redis 6.2 or later, standalone or behind Sentinel (not Redis Cluster: the
- * scripts touch keys derived from run ids).
+ * Requires Redis 6.2 or later, standalone or behind Sentinel. Not Redis Cluster: a write
+ * touches the global feed and sets as well as its run's keys (several slots), and
+ * `completeRun` deletes forgotten runs' keys it derives from their ids.
  */
 export class RedisRunSource implements RunEventSource {
   /** The key prefix in use. */
@@ -183,30 +214,32 @@ export class RedisRunSource implements RunEventSource {
   /** Whether our connections get names (`<prefix>:commands`, `<prefix>:reader`, handy in CLIENT LIST): unless the caller named theirs. */
   readonly #named: boolean;
   #reader: Redis | undefined;
-  readonly #keys: {
-    log: string;
-    active: string;
-    finished: string;
-    order: string;
-    runPrefix: string;
-    writePrefix: string;
-  };
+  readonly #keys: RedisKeys;
   readonly #historySize: number;
+  readonly #maxRunLogSize: number;
   readonly #maxFinishedRuns: number;
+  readonly #finishedRunTtlMs: number | undefined;
   readonly #resendWindowMs: number;
   readonly #readCount: number;
   readonly #blockMs: number;
   readonly #onError: (error: Error, context: RedisErrorContext) => void;
-  readonly #listeners = new Set<(envelope: Envelope) => void>();
+  /** Subscribers, each with its `onGap` when it gave one. */
+  readonly #listeners = new Map<(envelope: Envelope) => void, ((gap: LiveGap) => void) | undefined>();
   /** Bumped when reading starts or stops, so a read loop of an earlier subscription ends. */
   #generation = 0;
-  /** Where the current read loop starts: the stream's last id when the first listener came. */
+  /** Where the current read loop starts: the feed's last id (and origin) when the first listener came. */
   #start: { generation: number; id: Promise<string> } | undefined;
   /** The id the live reader reads after: its start, then the last entry it took. */
   #position: string | undefined;
+  /** The feed's origin as the reader last saw it ("" when the feed did not exist yet). */
+  #origin = "";
+  /** Times the reader's connection dropped, and how many of those the feed was checked after. */
+  #interruptions = 0;
+  #checkedThrough = 0;
   readonly #timers = new Set<{ timer: NodeJS.Timeout; wake: () => void }>();
-  /** Writes not answered yet, rejected by `close()` when their connection is down. */
+  /** Commands not answered yet, rejected by `close()` when their connection is down. */
   readonly #inFlight = new Set<(error: Error) => void>();
+  readonly #answers: AnswerWatch;
   #closing: Promise<void> | undefined;
 
   /**
@@ -221,7 +254,7 @@ export class RedisRunSource implements RunEventSource {
     if (typeof prefix !== "string" || !PREFIX_PATTERN.test(prefix)) {
       throw new RuncastError(
         "invalid_option",
-        `prefix must be 1 to 128 printable characters without spaces, got ${JSON.stringify(prefix)}`,
+        `prefix must be 1 to 128 printable characters without spaces or braces, got ${JSON.stringify(prefix)}`,
       );
     }
     if (options.onError !== undefined && typeof options.onError !== "function") {
@@ -229,28 +262,26 @@ export class RedisRunSource implements RunEventSource {
     }
     this.prefix = prefix;
     this.#historySize = positiveInteger("historySize", options.historySize, DEFAULT_REDIS_HISTORY_SIZE);
+    this.#maxRunLogSize = positiveInteger("maxRunLogSize", options.maxRunLogSize, DEFAULT_REDIS_MAX_RUN_LOG_SIZE);
     this.#maxFinishedRuns = positiveInteger(
       "maxFinishedRuns",
       options.maxFinishedRuns,
       DEFAULT_REDIS_MAX_FINISHED_RUNS,
     );
+    this.#finishedRunTtlMs =
+      options.finishedRunTtlMs === undefined
+        ? undefined
+        : positiveInteger("finishedRunTtlMs", options.finishedRunTtlMs, 0);
     this.#resendWindowMs = positiveInteger("resendWindowMs", options.resendWindowMs, DEFAULT_RESEND_WINDOW_MS);
     this.#readCount = positiveInteger("readCount", options.readCount, DEFAULT_READ_COUNT);
     this.#blockMs = positiveInteger("blockMs", options.blockMs, DEFAULT_BLOCK_MS);
+    const unresponsiveMs = positiveInteger("unresponsiveMs", options.unresponsiveMs, DEFAULT_UNRESPONSIVE_MS);
     this.#onError =
       options.onError ?? ((error, context) => process.emitWarning(`runcast: ${error.message} (${context.phase})`));
     // A caller's client may prefix its keys (ioredis `keyPrefix`): ours go under that prefix
     // too, applied here rather than by ioredis, which would miss the keys the scripts derive.
     const keyPrefix = options.redis?.options.keyPrefix ?? "";
-    const base = `${keyPrefix}${prefix}`;
-    this.#keys = {
-      log: `${base}:log`,
-      active: `${base}:active`,
-      finished: `${base}:finished`,
-      order: `${base}:order`,
-      runPrefix: `${base}:run:`,
-      writePrefix: `${base}:write:`,
-    };
+    this.#keys = redisKeys(`${keyPrefix}${prefix}`);
     // RESP2 on our own connections, so replies (XREAD above all) have one shape whatever the
     // caller's client negotiates.
     const settings = { protocol: 2, replyMapping: "legacy", keyPrefix: "" } as const;
@@ -265,6 +296,11 @@ export class RedisRunSource implements RunEventSource {
       this.#commands = new Redis(options.url ?? DEFAULT_REDIS_URL, { ...settings, ...this.#name("commands") });
       this.#base = this.#commands;
     }
+    this.#answers = new AnswerWatch({
+      limitMs: unresponsiveMs,
+      isReady: (role) => (role === "commands" ? this.#commands : this.#reader)?.status === "ready",
+      report: (role, waitedMs, what) => this.#reportSilence(role, waitedMs, what),
+    });
     this.#scripts = installScripts(this.#commands);
     this.#watch(this.#commands, "commands");
   }
@@ -288,8 +324,8 @@ export class RedisRunSource implements RunEventSource {
     const { data } = await this.#write(
       "createRun",
       runId,
-      [this.#keys.active, this.#keys.order],
-      [runId, ...fieldArgs(state, false)],
+      [this.#keys.active, this.#keys.order, this.#keys.finished],
+      fieldArgs(state, false),
     );
     return this.#parseJson(data) as RunState;
   }
@@ -301,7 +337,7 @@ export class RedisRunSource implements RunEventSource {
     const parsed = parseEvent(runId, event);
     if (parsed instanceof RuncastError) return this.#failUnlessActive(runId, parsed);
     const json = JSON.stringify(parsed);
-    const { id } = await this.#write("recordEvent", runId, [], [runId, json]);
+    const { id } = await this.#write("recordEvent", runId, [], [json]);
     return { type: "event", runId, id, data: this.#parseJson(json) as RunEvent };
   }
 
@@ -312,7 +348,7 @@ export class RedisRunSource implements RunEventSource {
     const fields: Record<string, unknown> = { ...patch };
     const problem = patchProblem(runId, patch) ?? checkMerge(runId, fields, "pending", false);
     if (problem !== undefined) return this.#failUnlessActive(runId, problem);
-    const { data } = await this.#write("updateRun", runId, [], [runId, ...fieldArgs(fields, true)]);
+    const { data } = await this.#write("updateRun", runId, [], fieldArgs(fields, true));
     return this.#parseJson(data) as RunState;
   }
 
@@ -327,7 +363,13 @@ export class RedisRunSource implements RunEventSource {
       "completeRun",
       runId,
       [this.#keys.active, this.#keys.order, this.#keys.finished],
-      [runId, this.#maxFinishedRuns, this.#keys.runPrefix, ...fieldArgs(fields, true)],
+      [
+        this.#maxFinishedRuns,
+        this.#keys.runPrefix,
+        this.#keys.runLogPrefix,
+        this.#finishedRunTtlMs ?? 0,
+        ...fieldArgs(fields, true),
+      ],
     );
     return { type: "complete", runId, id, data: this.#parseJson(data) as RunState };
   }
@@ -337,7 +379,7 @@ export class RedisRunSource implements RunEventSource {
   /** The run's current state (terminal once it finished), or `undefined` when unknown or forgotten. */
   async getRun(runId: string): Promise<RunState | undefined> {
     if (!isValidRunId(runId)) return undefined;
-    const json = await this.#commands.hget(this.#runKey(runId), "state");
+    const json = await this.#command("HGET", this.#commands.hget(this.#keys.run(runId), "state"));
     return json === null ? undefined : (this.#parseJson(json) as RunState);
   }
 
@@ -346,19 +388,31 @@ export class RedisRunSource implements RunEventSource {
     return (await this.snapshot()).states;
   }
 
-  /** States and their cursor read in one script, so the cursor is exactly the newest envelope they reflect. */
+  /**
+   * States and their cursor read in one script: every active run's with the global feed's
+   * newest id, or one run's with the id of its log's newest envelope.
+   */
   async snapshot(): Promise<RunSnapshot>;
   async snapshot(runId: string): Promise<RunSnapshot | undefined>;
   async snapshot(runId?: string): Promise<RunSnapshot | undefined> {
     if (runId !== undefined && !isValidRunId(runId)) return undefined;
     await this.#readerStarted();
-    const reply = await this.#scripts.snapshot(
-      [this.#keys.log, this.#keys.active],
-      [this.#keys.runPrefix, runId ?? ""],
+    if (runId !== undefined) {
+      const reply = await this.#command(
+        "the snapshot script",
+        this.#scripts.snapshotRun([this.#keys.run(runId), this.#keys.runLog(runId)], []),
+      );
+      if (reply === null) return undefined;
+      if (!isStringArray(reply) || reply.length !== 2) throw new Error("runcast/redis: unexpected snapshot reply");
+      const [state, cursor] = reply as [string, string];
+      return { states: [this.#parseJson(state) as RunState], cursor: cursor === "" ? undefined : cursor };
+    }
+    const reply = await this.#command(
+      "the snapshot script",
+      this.#scripts.snapshotAll([this.#keys.feed, this.#keys.active], [this.#keys.runPrefix]),
     );
     if (!isStringArray(reply) || reply.length === 0) throw new Error("runcast/redis: unexpected snapshot reply");
     const [cursor, ...states] = reply;
-    if (runId !== undefined && states.length === 0) return undefined;
     return {
       states: states.map((json) => this.#parseJson(json) as RunState),
       cursor: cursor === "" || cursor === undefined ? undefined : cursor,
@@ -368,41 +422,84 @@ export class RedisRunSource implements RunEventSource {
   /** A finished run's `complete` envelope, id included; `undefined` while it is active or when unknown. */
   async getCompletion(runId: string): Promise<Envelope | undefined> {
     if (!isValidRunId(runId)) return undefined;
-    const [state, id] = await this.#commands.hmget(this.#runKey(runId), "state", "complete");
+    const [state, id] = await this.#command("HMGET", this.#commands.hmget(this.#keys.run(runId), "state", "complete"));
     if (state == null || id == null) return undefined;
     return { type: "complete", runId, id, data: this.#parseJson(state) as RunState };
   }
 
   /**
-   * The envelopes after `afterId`, oldest first (of one run when `runId` is given), read in
-   * one script; `null` when `afterId` is not an entry the stream still holds (trimmed away,
-   * never ours, or not a stream id at all).
+   * A page of one run's log (read in one script over that run's two keys, never the global
+   * feed or another run's log) or of the global feed. From the start, a run's log is served
+   * while it still begins with the run's first envelope; after an id, when that id is an entry
+   * of the log. Otherwise `{ gap: "trimmed" }` when the id (canonical, of this feed) lies
+   * between the run's first envelope (for the feed: its first entry ever) and the oldest
+   * entry kept, `{ gap: "unknown_id" }` for anything else. `undefined` for an unknown or
+   * forgotten run. The global feed read without `after` starts at its oldest entry kept.
+   */
+  async readLog(query: LogQuery): Promise<LogPage | LogGap | undefined> {
+    const { runId, after, limit } = query;
+    if (!Number.isSafeInteger(limit) || limit < 1) {
+      throw new RangeError(`readLog: limit must be a positive integer, got ${String(limit)}`);
+    }
+    if (runId !== undefined && !isValidRunId(runId)) return undefined;
+    if (after !== undefined && !isCanonicalStreamId(after)) {
+      if (runId === undefined) return { gap: "unknown_id" };
+      const known = await this.#command("EXISTS", this.#commands.exists(this.#keys.run(runId)));
+      return known === 1 ? { gap: "unknown_id" } : undefined;
+    }
+    await this.#readerStarted();
+    const envelopes: Envelope[] = [];
+    let from = after;
+    // Pages are read until full or short: an unreadable entry is skipped (and reported)
+    // without making the page look like the end of the log.
+    for (;;) {
+      const want = limit - envelopes.length;
+      const reply = await this.#command("the log script", this.#readLogScript(runId, from, want));
+      if (reply === null) return undefined;
+      const page = logReply(reply);
+      if (page.kind === "gap") {
+        if (envelopes.length > 0) return { envelopes };
+        return { gap: gapReason(runId === undefined, from, page.low, page.oldest) };
+      }
+      for (const entry of page.entries) {
+        const envelope = this.#envelopeOf(entry, runId);
+        if (envelope !== undefined) envelopes.push(envelope);
+      }
+      const last = page.entries.at(-1);
+      if (page.entries.length < want || envelopes.length >= limit || last === undefined) return { envelopes };
+      from = last[0];
+    }
+  }
+
+  /**
+   * The envelopes after `afterId`, oldest first (of one run when `runId` is given), read from
+   * the logs page by page; `null` when `readLog` cannot serve that position exactly.
    */
   async replay(afterId: string, runId?: string): Promise<Envelope[] | null> {
-    if (typeof afterId !== "string" || !isStreamId(afterId)) return null;
-    if (runId !== undefined && !isValidRunId(runId)) return null;
-    await this.#readerStarted();
-    const reply = await this.#scripts.replay([this.#keys.log], [afterId, runId ?? ""]);
-    if (reply === null) return null;
-    if (!Array.isArray(reply)) throw new Error("runcast/redis: unexpected replay reply");
+    if (typeof afterId !== "string") return null;
     const out: Envelope[] = [];
-    for (const entry of reply) {
-      const envelope = isEntry(entry) ? this.#envelopeOf(entry) : undefined;
-      if (envelope !== undefined) out.push(envelope);
+    let after = afterId;
+    for (;;) {
+      const page = await this.readLog({ runId, after, limit: REPLAY_PAGE });
+      if (page === undefined || "gap" in page) return null;
+      out.push(...page.envelopes);
+      const last = page.envelopes.at(-1);
+      if (page.envelopes.length < REPLAY_PAGE || last?.id === undefined) return out;
+      after = last.id;
     }
-    return out;
   }
 
   /**
    * Delivers every envelope recorded from now on, by any process, in id order. The first
-   * subscriber opens the reader connection and starts a blocking `XREAD` loop after the
-   * stream's last id at that moment (not `$`, which would skip what is written before the
-   * first read arrives); snapshots and replays read after that point, so their cursors never
-   * precede it.
+   * subscriber opens the reader connection and starts a blocking `XREAD` loop on the global
+   * feed after its last id at that moment (not `$`, which would skip what is written before
+   * the first read arrives); snapshots and log reads wait until that point is known, so their
+   * cursors never precede it. After an outage of the reader, `onGap` is told when the feed
+   * was trimmed past where it read (`trimmed`) or Redis lost its data (`history_lost`).
    */
-  subscribe(listener: (envelope: Envelope) => void): () => void {
+  subscribe(listener: (envelope: Envelope) => void, onGap?: (gap: LiveGap) => void): () => void {
     this.#assertOpen();
-    this.#listeners.add(listener);
+    this.#listeners.set(listener, onGap);
     if (this.#listeners.size === 1) this.#startReading();
     return () => {
       if (this.#listeners.delete(listener) && this.#listeners.size === 0) {
@@ -420,13 +517,14 @@ export class RedisRunSource implements RunEventSource {
 
   /**
    * Closes the source's connections (never the client given as `redis`): gracefully when
-   * connected, so writes already sent get their answer; writes still waiting for a lost
+   * connected, so commands already sent get their answer; commands still waiting for a lost
    * connection are rejected. Later writes and subscriptions throw `unavailable`.
    */
   close(): Promise<void> {
     if (this.#closing !== undefined) return this.#closing;
     this.#generation++;
     this.#listeners.clear();
+    this.#answers.stop();
     for (const { timer, wake } of this.#timers) {
       clearTimeout(timer);
       wake();
@@ -451,11 +549,7 @@ export class RedisRunSource implements RunEventSource {
     if (this.#closing !== undefined) throw new RuncastError("unavailable", "the RedisRunSource is closed");
   }
 
-  #runKey(runId: string): string {
-    return `${this.#keys.runPrefix}${runId}`;
-  }
-
-  #name(role: "commands" | "reader"): { connectionName?: string } {
+  #name(role: ConnectionRole): { connectionName?: string } {
     return this.#named ? { connectionName: `${this.prefix}:${role}` } : {};
   }
 
@@ -467,17 +561,38 @@ export class RedisRunSource implements RunEventSource {
     }
   }
 
+  #reportSilence(role: ConnectionRole, waitedMs: number, what: string): void {
+    if (this.#closing !== undefined) return;
+    const next =
+      role === "commands"
+        ? "writes and reads wait for its answers"
+        : "live envelopes are not delivered meanwhile, and will be once it answers";
+    this.#report(
+      new Error(
+        `runcast/redis: Redis has not answered the ${role} connection for ${waitedMs} ms (waiting for ${what}); it may be paused, stuck or unreachable; ${next}`,
+      ),
+      { phase: "connection", connection: role },
+    );
+  }
+
   /** Reports a connection's trouble once per outage, saying what happens next. */
-  #watch(connection: Redis, role: "commands" | "reader"): void {
+  #watch(connection: Redis, role: ConnectionRole): void {
     let reported = false;
     const next =
       role === "commands"
         ? "reconnecting; writes wait for it and are sent again, recorded once"
         : "reconnecting, then reading on after the last envelope delivered, so nothing is lost or repeated";
     connection.on("ready", () => {
-      if (reported && role === "reader") void this.#checkPosition();
+      this.#answers.ready(role);
       reported = false;
     });
+    if (role === "reader") {
+      const interrupted = (): void => {
+        this.#interruptions++;
+      };
+      connection.on("close", interrupted);
+      connection.on("error", interrupted);
+    }
     connection.on("error", (error: Error) => {
       if (reported || this.#closing !== undefined) return;
       reported = true;
@@ -499,6 +614,11 @@ export class RedisRunSource implements RunEventSource {
     });
   }
 
+  /** A command on the command connection: timed for silence, and rejected by `close()` if its connection is gone. */
+  #command<T>(what: string, promise: Promise<T>): Promise<T> {
+    return this.#tracked(this.#answers.watch("commands", what, promise));
+  }
+
   /** Runs a write script with a fresh write id; maps refusals to the errors MemoryRunSource throws. */
   async #write(
     script: ScriptName,
@@ -506,9 +626,18 @@ export class RedisRunSource implements RunEventSource {
     extraKeys: string[],
     args: (string | number)[],
   ): Promise<{ id: string; data: string }> {
-    const writeKey = `${this.#keys.writePrefix}${randomUUID()}`;
-    const keys = [this.#keys.log, this.#runKey(runId), writeKey, ...extraKeys];
-    const reply = await this.#tracked(this.#scripts[script](keys, [this.#resendWindowMs, this.#historySize, ...args]));
+    const keys = [
+      this.#keys.feed,
+      this.#keys.origin,
+      this.#keys.run(runId),
+      this.#keys.runLog(runId),
+      this.#keys.write(runId, randomUUID()),
+      ...extraKeys,
+    ];
+    const reply = await this.#command(
+      `the ${script} script`,
+      this.#scripts[script](keys, [this.#resendWindowMs, this.#historySize, this.#maxRunLogSize, runId, ...args]),
+    );
     if (!isStringArray(reply) || reply.length !== 3) throw new Error("runcast/redis: unexpected write reply");
     const [outcome, first, second] = reply as [string, string, string];
     if (outcome === "ok") return { id: first, data: second };
@@ -518,7 +647,7 @@ export class RedisRunSource implements RunEventSource {
     throw new RuncastError("internal_error", `runcast/redis: unexpected refusal ${first}`);
   }
 
-  /** Lets `close()` reject a write whose connection is gone rather than leave it pending forever. */
+  /** Lets `close()` reject a command whose connection is gone rather than leave it pending forever. */
   #tracked<T>(promise: Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       this.#inFlight.add(reject);
@@ -535,35 +664,53 @@ export class RedisRunSource implements RunEventSource {
   }
 
   async #condition(runId: string): Promise<RunCondition> {
-    const [status, complete] = await this.#commands.hmget(this.#runKey(runId), '"status"', "complete");
+    const [status, complete] = await this.#command(
+      "HMGET",
+      this.#commands.hmget(this.#keys.run(runId), '"status"', "complete"),
+    );
     if (status == null) return { kind: "missing" };
     if (complete == null) return { kind: "active" };
     return { kind: "finished", status: String(JSON.parse(status)) };
+  }
+
+  #readLogScript(runId: string | undefined, after: string | undefined, limit: number): Promise<unknown> {
+    const args = [after ?? "", limit];
+    return runId === undefined
+      ? this.#scripts.readFeed([this.#keys.feed, this.#keys.origin], args)
+      : this.#scripts.readRunLog([this.#keys.run(runId), this.#keys.runLog(runId)], args);
   }
 
   #parseJson(json: string): unknown {
     return JSON.parse(json);
   }
 
-  #envelopeOf([id, fields]: StreamEntry): Envelope | undefined {
+  /** An entry of the global feed (fields `t`, `r`, `d`) or of run `runId`'s log (`t`, `d`) as an envelope. */
+  #envelopeOf([id, fields]: StreamEntry, runId?: string): Envelope | undefined {
     let type: string | undefined;
-    let runId: string | undefined;
+    let entryRunId = runId;
     let data: string | undefined;
     for (let i = 0; i + 1 < fields.length; i += 2) {
       const value = fields[i + 1];
       if (fields[i] === "t") type = value;
-      else if (fields[i] === "r") runId = value;
+      else if (fields[i] === "r") entryRunId = value;
       else if (fields[i] === "d") data = value;
     }
-    if ((type === "event" || type === "state" || type === "complete") && runId !== undefined && data !== undefined) {
+    if (
+      (type === "event" || type === "state" || type === "complete") &&
+      entryRunId !== undefined &&
+      data !== undefined
+    ) {
       try {
         // The router validates every envelope; here it only needs the right shape.
-        return { type, runId, id, data: JSON.parse(data) } as Envelope;
+        return { type, runId: entryRunId, id, data: JSON.parse(data) } as Envelope;
       } catch {
         // Reported below.
       }
     }
-    this.#report(new Error(`runcast/redis: stream entry ${id} is not an envelope; skipped`), { phase: "entry" });
+    const where = runId === undefined ? "the feed" : `the log of run ${runId}`;
+    this.#report(new Error(`runcast/redis: entry ${id} of ${where} is not an envelope; skipped`), {
+      phase: "entry",
+    });
     return undefined;
   }
 
@@ -590,12 +737,13 @@ export class RedisRunSource implements RunEventSource {
     void this.#readLoop(generation, reader);
   }
 
-  /** The stream's last id when this subscription began (read once, on the command connection). */
+  /** The feed's last id when this subscription began (read once, with its origin, on the command connection). */
   #startId(generation: number): Promise<string> {
     if (this.#start?.generation === generation) return this.#start.id;
-    const id = this.#commands
-      .xrevrange(this.#keys.log, "+", "-", "COUNT", 1)
-      .then((entries: unknown) => (Array.isArray(entries) && isEntry(entries[0]) ? entries[0][0] : "0-0"));
+    const id = this.#feedStatus("").then(({ newest, origin }) => {
+      this.#origin = origin;
+      return newest === "" ? "0-0" : newest;
+    });
     const start = { generation, id };
     this.#start = start;
     id.catch(() => {
@@ -604,7 +752,16 @@ export class RedisRunSource implements RunEventSource {
     return id;
   }
 
-  /** Snapshots and replays wait until the reader knows where it starts, so their cursors are never behind it. */
+  async #feedStatus(position: string): Promise<FeedStatus> {
+    return feedStatusOf(
+      await this.#command(
+        "the feed status script",
+        this.#scripts.feedStatus([this.#keys.feed, this.#keys.origin], [position]),
+      ),
+    );
+  }
+
+  /** Snapshots and log reads wait until the reader knows where it starts, so their cursors are never behind it. */
   async #readerStarted(): Promise<void> {
     if (this.#listeners.size > 0) await this.#startId(this.#generation);
   }
@@ -617,15 +774,18 @@ export class RedisRunSource implements RunEventSource {
         this.#position ??= start;
         // ioredis re-sends this command unchanged when the connection drops before the
         // reply, so the read resumes exactly after `after`.
-        const reply: unknown = await reader.xread(
-          "COUNT",
-          this.#readCount,
-          "BLOCK",
+        const reply: unknown = await this.#answers.watch(
+          "reader",
+          "an XREAD",
+          reader.xread("COUNT", this.#readCount, "BLOCK", this.#blockMs, "STREAMS", this.#keys.feed, this.#position),
           this.#blockMs,
-          "STREAMS",
-          this.#keys.log,
-          this.#position,
         );
+        if (generation !== this.#generation) return;
+        // After an outage, nothing read is delivered before the feed is known to still hold
+        // where the reader was: else clients would take ids past a gap and resume after it.
+        // (An XREAD re-sent to a Redis that came back empty answers after blockMs, so that
+        // is how long a restart may take to be reported.)
+        if (this.#interrupted) await this.#checkFeed();
         if (generation !== this.#generation) return;
         for (const entry of entriesOf(reply)) {
           this.#position = entry[0];
@@ -637,7 +797,7 @@ export class RedisRunSource implements RunEventSource {
         const message = error instanceof Error ? error.message : String(error);
         this.#report(
           new Error(
-            `runcast/redis: reading the envelope stream failed (${message}); trying again after ${this.#position ?? "its start"}`,
+            `runcast/redis: reading the envelope feed failed (${message}); trying again after ${this.#position ?? "its start"}`,
             { cause: error },
           ),
           { phase: "read", connection: "reader" },
@@ -647,29 +807,44 @@ export class RedisRunSource implements RunEventSource {
     }
   }
 
+  /** Whether the reader's connection dropped since the feed was last checked. */
+  get #interrupted(): boolean {
+    return this.#interruptions > this.#checkedThrough;
+  }
+
   /**
-   * After an outage of the reader: reports when the stream was trimmed past where it reads,
-   * which means it fell more than `historySize` envelopes behind and some were never
-   * delivered live here (clients still replay or resync when they reconnect).
+   * After an outage of the reader: finds out whether the feed still holds where it reads.
+   * Trimmed past it means it fell more than `historySize` envelopes behind and some were never
+   * delivered live here; a feed that no longer holds it, or whose origin changed, means Redis
+   * lost its data (restarted without persistence, flushed). Both are reported and told to
+   * subscribers through `onGap`, so that their clients resume (or learn their runs are gone).
    */
-  async #checkPosition(): Promise<void> {
+  async #checkFeed(): Promise<void> {
     const position = this.#position;
-    if (position === undefined || position === "0-0" || this.#closing !== undefined) return;
-    try {
-      if ((await this.#commands.xrange(this.#keys.log, position, position)).length > 0) return;
-    } catch {
-      return; // The command connection reports its own trouble.
+    const through = this.#interruptions;
+    if (position === undefined || this.#closing !== undefined) return;
+    const status = await this.#feedStatus(position === "0-0" ? "" : position);
+    this.#checkedThrough = Math.max(this.#checkedThrough, through);
+    const reason = feedLoss(position, this.#origin, status);
+    this.#origin = status.origin;
+    if (reason === undefined || this.#closing !== undefined) return;
+    const message =
+      reason === "trimmed"
+        ? `runcast/redis: while the reader was away the feed was trimmed past ${position}, so envelopes recorded meanwhile may not have been delivered live by this process; raise historySize if outages outlast it`
+        : `runcast/redis: Redis lost its data while the reader was away (restarted without persistence, or flushed): the feed no longer holds ${position === "0-0" ? "its start" : position}${status.origin === "" ? " and is empty" : ` and began again at ${status.origin}`}. Runs recorded before are gone`;
+    this.#report(new Error(message), { phase: "read", connection: "reader" });
+    const gap: LiveGap = { reason, message };
+    for (const onGap of [...this.#listeners.values()]) {
+      try {
+        onGap?.(gap);
+      } catch (error) {
+        this.#report(error instanceof Error ? error : new Error(String(error)), { phase: "listener" });
+      }
     }
-    this.#report(
-      new Error(
-        `runcast/redis: while the reader was away the stream was trimmed past ${position}, so envelopes recorded meanwhile may not have been delivered live by this process; raise historySize if outages outlast it`,
-      ),
-      { phase: "read", connection: "reader" },
-    );
   }
 
   #deliver(envelope: Envelope): void {
-    for (const listener of [...this.#listeners]) {
+    for (const listener of [...this.#listeners.keys()]) {
       try {
         listener(envelope);
       } catch (error) {
@@ -707,17 +882,6 @@ function checkMerge(
 
 function finished(runId: string, status: string): RuncastError {
   return new RuncastError("run_finished", `run ${runId} is already ${status}`);
-}
-
-/** The entries of an `XREAD` reply (RESP2 shape: `[[key, [[id, fields], ...]]]`, or null). */
-function entriesOf(reply: unknown): StreamEntry[] {
-  if (!Array.isArray(reply)) return [];
-  const out: StreamEntry[] = [];
-  for (const stream of reply) {
-    if (!Array.isArray(stream) || !Array.isArray(stream[1])) continue;
-    for (const entry of stream[1]) if (isEntry(entry)) out.push(entry);
-  }
-  return out;
 }
 
 /** Closes one of our connections and resolves once it is gone. */

@@ -6,40 +6,54 @@ import type { Redis } from "ioredis";
  * so a command ioredis sends again after losing the reply returns the first outcome instead
  * of recording twice.
  *
- * Key layout, under the source's prefix `P`:
- * - `P:log`: the stream of envelopes (fields `t` type, `r` run id, `d` data JSON), trimmed
- *   with `MAXLEN ~`; stream ids are the envelope ids.
- * - `P:run:<id>`: a hash per run. Fields whose name starts with `"` are the state's
+ * Key layout, under the source's prefix `P`; every key of one run carries the run's hash tag
+ * `{<id>}`, so a run lives in one Redis Cluster slot and the per-run scripts touch one slot:
+ * - `P:log`: the global feed, every run's envelopes (fields `t` type, `r` run id, `d` data
+ *   JSON), trimmed with `MAXLEN ~` to the history size; its ids are the envelope ids.
+ * - `P:origin`: the id of the first entry the global feed ever got. A Redis that lost its
+ *   data loses it too, which is how a reader tells history lost from history trimmed.
+ * - `P:run:{<id>}`: a hash per run. Fields whose name starts with `"` are the state's
  *   top-level fields (name and value both JSON, so values pass through byte for byte and a
  *   merge never decodes them); `state` is the whole state as JSON, rebuilt on each write;
- *   `complete` holds the id of the run's `complete` envelope once it finished.
+ *   `first` is the id of the run's first envelope; `complete` the id of its `complete`
+ *   envelope once it finished.
+ * - `P:log:{<id>}`: the run's log, a stream of the run's envelopes (fields `t`, `d`) under the
+ *   same ids as in the global feed, trimmed exactly (`MAXLEN`) to the run log size.
  * - `P:active`, `P:finished`: sorted sets of run ids, scored by `P:order` (a counter), so
  *   active runs list in creation order and the oldest finished runs are forgotten first.
- * - `P:write:<write id>`: a write's outcome (`<envelope id>\n<data>`), kept for the resend window.
+ * - `P:write:{<id>}:<write id>`: a write's outcome (`<envelope id>\n<data>`), kept for the resend window.
  */
 
-/** Shared by the write scripts. KEYS[1] log, KEYS[2] run, KEYS[3] write id; ARGV[1] resend window (ms), ARGV[2] history size. */
+/**
+ * Shared by the write scripts. KEYS[1] global feed, KEYS[2] origin, KEYS[3] run hash, KEYS[4]
+ * run log, KEYS[5] write id; ARGV[1] resend window (ms), ARGV[2] history size, ARGV[3] run
+ * log size, ARGV[4] run id.
+ */
 const WRITE_PRELUDE = `
-local prior = redis.call("GET", KEYS[3])
+local prior = redis.call("GET", KEYS[5])
 if prior then
   local nl = string.find(prior, "\\n", 1, true)
   return {"ok", string.sub(prior, 1, nl - 1), string.sub(prior, nl + 1)}
 end
 
-local function emit(kind, runId, data)
-  return redis.call("XADD", KEYS[1], "MAXLEN", "~", ARGV[2], "*", "t", kind, "r", runId, "d", data)
+-- Appends to the global feed, then to the run's log under the same id.
+local function emit(kind, data)
+  local id = redis.call("XADD", KEYS[1], "MAXLEN", "~", ARGV[2], "*", "t", kind, "r", ARGV[4], "d", data)
+  redis.call("XADD", KEYS[4], "MAXLEN", ARGV[3], id, "t", kind, "d", data)
+  redis.call("SET", KEYS[2], id, "NX")
+  return id
 end
 
 local function done(id, data)
-  redis.call("SET", KEYS[3], id .. "\\n" .. data, "PX", ARGV[1])
+  redis.call("SET", KEYS[5], id .. "\\n" .. data, "PX", ARGV[1])
   return {"ok", id, data}
 end
 
 -- The run's status as a reason a write is refused, or nil when it is active.
 local function refusal()
-  if redis.call("EXISTS", KEYS[2]) == 0 then return {"err", "run_not_found", ""} end
-  if redis.call("HEXISTS", KEYS[2], "complete") == 1 then
-    return {"err", "run_finished", redis.call("HGET", KEYS[2], '"status"') or ""}
+  if redis.call("EXISTS", KEYS[3]) == 0 then return {"err", "run_not_found", ""} end
+  if redis.call("HEXISTS", KEYS[3], "complete") == 1 then
+    return {"err", "run_finished", redis.call("HGET", KEYS[3], '"status"') or ""}
   end
   return nil
 end
@@ -49,11 +63,11 @@ local function apply(from, last)
   local n = tonumber(ARGV[from])
   local i = from + 1
   for _ = 1, n do
-    redis.call("HSET", KEYS[2], ARGV[i], ARGV[i + 1])
+    redis.call("HSET", KEYS[3], ARGV[i], ARGV[i + 1])
     i = i + 2
   end
   while i <= last do
-    redis.call("HDEL", KEYS[2], ARGV[i])
+    redis.call("HDEL", KEYS[3], ARGV[i])
     i = i + 1
   end
 end
@@ -62,7 +76,7 @@ local FIRST = {'"id"', '"status"', '"completed_units"', '"total_units"'}
 
 -- Rebuilds the state JSON from its fields: the schema's fields first, then the rest by name.
 local function rebuild()
-  local flat = redis.call("HGETALL", KEYS[2])
+  local flat = redis.call("HGETALL", KEYS[3])
   local values, rest = {}, {}
   for i = 1, #flat, 2 do
     local name = flat[i]
@@ -80,104 +94,167 @@ local function rebuild()
   end
   for _, name in ipairs(rest) do parts[#parts + 1] = name .. ":" .. values[name] end
   local json = "{" .. table.concat(parts, ",") .. "}"
-  redis.call("HSET", KEYS[2], "state", json)
+  redis.call("HSET", KEYS[3], "state", json)
   return json
 end
 `;
 
-/** createRun. KEYS[4] active, KEYS[5] order; ARGV[3] run id, ARGV[4..] fields. */
+/**
+ * createRun. KEYS[6] active, KEYS[7] order, KEYS[8] finished; ARGV[5..] fields. A run id
+ * reused after its earlier run expired leaves the finished set, so forgetting old finished
+ * runs never reaches the new one.
+ */
 const CREATE_RUN = `${WRITE_PRELUDE}
-if redis.call("EXISTS", KEYS[2]) == 1 then return {"err", "run_exists", ""} end
-apply(4, #ARGV)
+if redis.call("EXISTS", KEYS[3]) == 1 then return {"err", "run_exists", ""} end
+redis.call("DEL", KEYS[4])
+apply(5, #ARGV)
 local json = rebuild()
-redis.call("ZADD", KEYS[4], redis.call("INCR", KEYS[5]), ARGV[3])
-return done(emit("state", ARGV[3], json), json)
+redis.call("ZREM", KEYS[8], ARGV[4])
+redis.call("ZADD", KEYS[6], redis.call("INCR", KEYS[7]), ARGV[4])
+local id = emit("state", json)
+redis.call("HSET", KEYS[3], "first", id)
+return done(id, json)
 `;
 
-/** recordEvent. ARGV[3] run id, ARGV[4] event JSON. Remembers only the id: the caller has the data. */
+/** recordEvent. ARGV[5] event JSON. Remembers only the id: the caller has the data. */
 const RECORD_EVENT = `${WRITE_PRELUDE}
 local refused = refusal()
 if refused then return refused end
-return done(emit("event", ARGV[3], ARGV[4]), "")
+return done(emit("event", ARGV[5]), "")
 `;
 
-/** updateRun. ARGV[3] run id, ARGV[4..] fields. */
+/** updateRun. ARGV[5..] fields. */
 const UPDATE_RUN = `${WRITE_PRELUDE}
 local refused = refusal()
 if refused then return refused end
-apply(4, #ARGV)
+apply(5, #ARGV)
 local json = rebuild()
-return done(emit("state", ARGV[3], json), json)
+return done(emit("state", json), json)
 `;
 
 /**
- * completeRun. KEYS[4] active, KEYS[5] order, KEYS[6] finished; ARGV[3] run id, ARGV[4]
- * most finished runs kept, ARGV[5] run key prefix, ARGV[6..] fields. Forgets the oldest
- * finished runs beyond the limit (their keys are derived from ids, so not declared).
+ * completeRun. KEYS[6] active, KEYS[7] order, KEYS[8] finished; ARGV[5] most finished runs
+ * kept, ARGV[6] run hash key prefix (`P:run:{`), ARGV[7] run log key prefix (`P:log:{`),
+ * ARGV[8] finished run TTL in ms ("0": none), ARGV[9..] fields. Sets the TTL on both keys of
+ * the run, drops finished runs that already expired from the head of the finished set, and
+ * forgets the oldest finished runs beyond the limit (their keys are derived from ids, so not
+ * declared: one reason Redis Cluster is not supported).
  */
 const COMPLETE_RUN = `${WRITE_PRELUDE}
 local refused = refusal()
 if refused then return refused end
-apply(6, #ARGV)
+apply(9, #ARGV)
 local json = rebuild()
-local id = emit("complete", ARGV[3], json)
-redis.call("HSET", KEYS[2], "complete", id)
-redis.call("ZREM", KEYS[4], ARGV[3])
-redis.call("ZADD", KEYS[6], redis.call("INCR", KEYS[5]), ARGV[3])
-local excess = redis.call("ZCARD", KEYS[6]) - tonumber(ARGV[4])
+local id = emit("complete", json)
+redis.call("HSET", KEYS[3], "complete", id)
+if ARGV[8] ~= "0" then
+  redis.call("PEXPIRE", KEYS[3], ARGV[8])
+  redis.call("PEXPIRE", KEYS[4], ARGV[8])
+end
+redis.call("ZREM", KEYS[6], ARGV[4])
+redis.call("ZADD", KEYS[8], redis.call("INCR", KEYS[7]), ARGV[4])
+while true do
+  local head = redis.call("ZRANGE", KEYS[8], 0, 0)
+  if #head == 0 or redis.call("EXISTS", ARGV[6] .. head[1] .. "}") == 1 then break end
+  redis.call("ZREM", KEYS[8], head[1])
+end
+local excess = redis.call("ZCARD", KEYS[8]) - tonumber(ARGV[5])
 if excess > 0 then
-  local gone = redis.call("ZPOPMIN", KEYS[6], excess)
-  for i = 1, #gone, 2 do redis.call("DEL", ARGV[5] .. gone[i]) end
+  local gone = redis.call("ZPOPMIN", KEYS[8], excess)
+  for i = 1, #gone, 2 do
+    redis.call("DEL", ARGV[6] .. gone[i] .. "}", ARGV[7] .. gone[i] .. "}")
+  end
 end
 return done(id, json)
 `;
 
 /**
- * States and cursor read together. KEYS[1] log, KEYS[2] active; ARGV[1] run key prefix,
- * ARGV[2] run id or "" for every active run. Replies `{cursor or "", state JSON...}`.
+ * One run's state and cursor read together. KEYS[1] run hash, KEYS[2] run log. Replies
+ * `{state JSON, id of the run's newest envelope}`, or nil for an unknown run.
  */
-const SNAPSHOT = `
+const SNAPSHOT_RUN = `
+local state = redis.call("HGET", KEYS[1], "state")
+if not state then return false end
+local last = redis.call("XREVRANGE", KEYS[2], "+", "-", "COUNT", 1)
+return {state, last[1] and last[1][1] or ""}
+`;
+
+/**
+ * Every active run's state and the global cursor read together. KEYS[1] global feed, KEYS[2]
+ * active; ARGV[1] run hash key prefix. Replies `{cursor or "", state JSON...}`.
+ */
+const SNAPSHOT_ALL = `
 local last = redis.call("XREVRANGE", KEYS[1], "+", "-", "COUNT", 1)
 local out = {last[1] and last[1][1] or ""}
-local ids = ARGV[2] ~= "" and {ARGV[2]} or redis.call("ZRANGE", KEYS[2], 0, -1)
-for _, runId in ipairs(ids) do
-  local state = redis.call("HGET", ARGV[1] .. runId, "state")
+for _, runId in ipairs(redis.call("ZRANGE", KEYS[2], 0, -1)) do
+  local state = redis.call("HGET", ARGV[1] .. runId .. "}", "state")
   if state then out[#out + 1] = state end
 end
 return out
 `;
 
 /**
- * The entries after ARGV[1], of run ARGV[2] only unless it is "". KEYS[1] log. Replies nil
- * unless ARGV[1] is an entry still in the stream: trimming only removes the oldest entries,
- * so then every later entry is still there; an id that was trimmed away or never existed
- * (another deployment's, a Redis that lost its data) gets nil.
+ * A page of one run's log, touching that run's keys only. KEYS[1] run hash, KEYS[2] run log;
+ * ARGV[1] the id to read after ("" from the start), ARGV[2] the page size. Replies nil for an
+ * unknown run; `{"page", entries}` when the position is served (from the start: only while
+ * the log still begins with the run's first envelope; after an id: only when that id is in
+ * the log); otherwise `{"gap", first id, oldest retained id}`, for the caller to tell
+ * trimmed from unknown. Reads at most the page plus two entries.
  */
-const REPLAY = `
-if #redis.call("XRANGE", KEYS[1], ARGV[1], ARGV[1]) == 0 then return false end
-local entries = redis.call("XRANGE", KEYS[1], "(" .. ARGV[1], "+")
-if ARGV[2] == "" then return entries end
-local out = {}
-for _, entry in ipairs(entries) do
-  local fields = entry[2]
-  for i = 1, #fields, 2 do
-    if fields[i] == "r" then
-      if fields[i + 1] == ARGV[2] then out[#out + 1] = entry end
-      break
-    end
-  end
+const READ_RUN_LOG = `
+local first = redis.call("HGET", KEYS[1], "first")
+if not first then return false end
+if ARGV[1] ~= "" and #redis.call("XRANGE", KEYS[2], ARGV[1], ARGV[1]) == 1 then
+  return {"page", redis.call("XRANGE", KEYS[2], "(" .. ARGV[1], "+", "COUNT", ARGV[2])}
 end
-return out
+local oldest = redis.call("XRANGE", KEYS[2], "-", "+", "COUNT", 1)
+local oldestId = oldest[1] and oldest[1][1] or ""
+if ARGV[1] == "" and oldestId == first then
+  return {"page", redis.call("XRANGE", KEYS[2], "-", "+", "COUNT", ARGV[2])}
+end
+return {"gap", first, oldestId}
+`;
+
+/**
+ * A page of the global feed. KEYS[1] global feed, KEYS[2] origin; ARGV[1] the id to read after
+ * ("" from its oldest retained entry), ARGV[2] the page size. Replies `{"page", entries}` when
+ * served, else `{"gap", origin or "", oldest retained id or ""}`.
+ */
+const READ_FEED = `
+if ARGV[1] == "" then
+  return {"page", redis.call("XRANGE", KEYS[1], "-", "+", "COUNT", ARGV[2])}
+end
+if #redis.call("XRANGE", KEYS[1], ARGV[1], ARGV[1]) == 1 then
+  return {"page", redis.call("XRANGE", KEYS[1], "(" .. ARGV[1], "+", "COUNT", ARGV[2])}
+end
+local oldest = redis.call("XRANGE", KEYS[1], "-", "+", "COUNT", 1)
+return {"gap", redis.call("GET", KEYS[2]) or "", oldest[1] and oldest[1][1] or ""}
+`;
+
+/**
+ * What the live reader needs to know of the global feed, read together. KEYS[1] global feed,
+ * KEYS[2] origin; ARGV[1] an id ("" for none). Replies `{newest id or "", origin or "",
+ * oldest id or "", 1 when ARGV[1] is an entry of the feed else 0}`.
+ */
+const FEED_STATUS = `
+local newest = redis.call("XREVRANGE", KEYS[1], "+", "-", "COUNT", 1)
+local oldest = redis.call("XRANGE", KEYS[1], "-", "+", "COUNT", 1)
+local held = 0
+if ARGV[1] ~= "" and #redis.call("XRANGE", KEYS[1], ARGV[1], ARGV[1]) == 1 then held = 1 end
+return {newest[1] and newest[1][1] or "", redis.call("GET", KEYS[2]) or "", oldest[1] and oldest[1][1] or "", held}
 `;
 
 /** The scripts by name, with their number of keys. */
 const SCRIPTS = {
-  createRun: { lua: CREATE_RUN, keys: 5 },
-  recordEvent: { lua: RECORD_EVENT, keys: 3 },
-  updateRun: { lua: UPDATE_RUN, keys: 3 },
-  completeRun: { lua: COMPLETE_RUN, keys: 6 },
-  snapshot: { lua: SNAPSHOT, keys: 2 },
-  replay: { lua: REPLAY, keys: 1 },
+  createRun: { lua: CREATE_RUN, keys: 8 },
+  recordEvent: { lua: RECORD_EVENT, keys: 5 },
+  updateRun: { lua: UPDATE_RUN, keys: 5 },
+  completeRun: { lua: COMPLETE_RUN, keys: 8 },
+  snapshotRun: { lua: SNAPSHOT_RUN, keys: 2 },
+  snapshotAll: { lua: SNAPSHOT_ALL, keys: 2 },
+  readRunLog: { lua: READ_RUN_LOG, keys: 2 },
+  readFeed: { lua: READ_FEED, keys: 2 },
+  feedStatus: { lua: FEED_STATUS, keys: 2 },
 } as const;
 
 /** A script's name. */
