@@ -1,72 +1,90 @@
-import { MemoryRunSource } from "../../lib/index";
 import { crowd, exited, message, type Result } from "../helpers/crowd";
-import { LoopBlockMeter } from "../helpers/loop-block";
-import { eventually, serve, type TestServer, within } from "../helpers/server";
+import { LoadServer } from "../helpers/load-host";
+import { within } from "../helpers/server";
 import { SseStream } from "../helpers/sse";
 
 /** Envelopes in the big run's log, and the size of each event's payload. */
 const LOG = 10_000;
-const PAYLOAD = "x".repeat(900);
+const PAYLOAD = 900;
+
+interface Meter {
+  maxBlockMs: number;
+  maxDelayMs: number;
+}
+
+/** Waits, with a timeout, until an asynchronous check holds. */
+async function until(what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+interface Stats {
+  slowClientsCutOff: number;
+  clients: number;
+  run: number;
+}
 
 /**
  * Resumes tried as an attacker would: many clients replaying a large log at once, and clients
- * that ask for a large log and never read it. The server must stay responsive and bounded.
+ * that ask for a large log and never read it. The server (in a process of its own, so that what
+ * is measured is its event loop and heap alone) must stay responsive and bounded. The clients
+ * run in another process again, so that reading megabytes costs the server nothing.
  */
 describe("resumes under load", () => {
-  let source: MemoryRunSource;
-  let t: TestServer;
-  let lastId: string;
+  let server: LoadServer;
+  let lastId: string | undefined;
   let probe: SseStream;
-  let ticker: NodeJS.Timeout;
 
   beforeAll(async () => {
-    source = new MemoryRunSource({ maxRunLogSize: LOG + 10 });
-    source.createRun({ id: "big" });
-    for (let i = 0; i < LOG - 2; i++) source.recordEvent("big", { type: "unit.progress", n: i, payload: PAYLOAD });
-    lastId = source.completeRun("big", { status: "completed" }).id as string;
-    source.createRun({ id: "probe" });
-    t = await serve(source, { heartbeatMs: 2_000 });
-  });
-  afterAll(() => t.close());
+    ({ server, lastId } = await LoadServer.start({
+      scenario: "big-log",
+      log: LOG,
+      payload: PAYLOAD,
+      heartbeatMs: 2_000,
+    }));
+  }, 120_000);
+  afterAll(() => server?.stop());
 
   beforeEach(async () => {
     // A watcher of another run, fed an event every 10 ms, that must keep receiving throughout.
-    probe = await SseStream.open(`${t.url}/api/runs/probe/stream`);
+    probe = await SseStream.open(`${server.url}/api/runs/probe/stream`);
     await probe.frameCount(1);
-    let n = 0;
-    ticker = setInterval(() => source.recordEvent("probe", { type: "unit.progress", n: n++ }), 10);
+    await server.call("tickerStart", { runId: "probe" });
   });
-  afterEach(() => {
-    clearInterval(ticker);
+  afterEach(async () => {
+    await server.call("tickerStop");
     probe.close();
   });
 
   /** The probe got every event recorded for its run since its snapshot, in order, once. */
   async function probeIsExact(): Promise<void> {
-    const after = probe.frames[0]?.id as string;
-    const page = source.readLog({ runId: "probe", after, limit: 100_000 }) as { envelopes: { id?: string }[] };
-    const expected = page.envelopes.map((e) => e.id);
+    await server.call("tickerStop");
+    const expected = await server.call<string[]>("ids", { runId: "probe", after: probe.frames[0]?.id });
     await probe.frameCount(1 + expected.length, 10_000);
-    expect(probe.frames.slice(1, 1 + expected.length).map((f) => f.id)).toEqual(expected);
+    expect(probe.frames.slice(1).map((f) => f.id)).toEqual(expected);
   }
 
   it("50 clients replaying 10,000 envelopes of ~1 KB at once never block the event loop over 50 ms, and each gets all", async () => {
     const probeBefore = probe.frames.length;
     const child = crowd();
-    const loop = new LoopBlockMeter();
+    let meter: Meter;
     try {
       const done = message<{ results: Result[] }>(child, "done");
-      loop.start();
-      child.send({ url: `${t.url}/api/runs/big/stream?from=start`, clients: 50, mode: "read" });
+      await server.call("meterStart");
+      child.send({ url: `${server.url}/api/runs/big/stream?from=start`, clients: 50, mode: "read" });
       const { results } = await within(done, "50 large resumes", 120_000);
-      loop.stop();
+      meter = await server.call<Meter>("meterStop");
       for (const result of results) expect(result).toEqual({ status: 200, frames: LOG, lastId });
     } finally {
-      loop.stop();
       child.kill();
       await exited(child);
     }
-    expect(loop.maxBlockMs).toBeLessThan(50);
+    // The CPU the server spent between two turns of its timers (garbage collection included);
+    // wall-clock delay on a machine other processes also use is reported, not bounded.
+    expect(meter.maxBlockMs).toBeLessThan(50);
     expect(probe.frames.length).toBeGreaterThan(probeBefore + 10);
     await probeIsExact();
   }, 180_000);
@@ -74,67 +92,64 @@ describe("resumes under load", () => {
   it("300 clients asking for a large log and never reading it: the server stays up, heap bounded, others exact", async () => {
     const child = crowd();
     try {
-      const baseline = process.memoryUsage().heapUsed;
-      let peak = baseline;
-      const sampler = setInterval(() => {
-        peak = Math.max(peak, process.memoryUsage().heapUsed);
-      }, 20);
-      try {
-        const stalled = message(child, "stalled");
-        child.send({ url: `${t.url}/api/runs/big/stream?from=start`, clients: 300, mode: "stall" });
-        await within(stalled, "300 stalled resumes", 60_000);
-        // Those whose sockets stopped draining are cut off after the stall deadline (one heartbeat period).
-        const cut = t.router.stats().slowClientsCutOff;
-        await eventually(
-          () => t.router.clientCount("big") === 0 || t.router.stats().slowClientsCutOff > cut,
-          "a stalled client to be cut off",
-          20_000,
-        );
-        await probeIsExact();
-      } finally {
-        clearInterval(sampler);
-      }
-      expect((peak - baseline) / 2 ** 20).toBeLessThan(200);
+      await server.call("heapStart");
+      const stalled = message(child, "stalled");
+      child.send({ url: `${server.url}/api/runs/big/stream?from=start`, clients: 300, mode: "stall" });
+      await within(stalled, "300 stalled resumes", 60_000);
+      // Those whose sockets stopped draining are cut off after the stall deadline (one heartbeat period).
+      const before = await server.call<Stats>("stats", { runId: "big" });
+      await until("a stalled client to be cut off", async () => {
+        const now = await server.call<Stats>("stats", { runId: "big" });
+        return now.run === 0 || now.slowClientsCutOff > before.slowClientsCutOff;
+      });
+      await probeIsExact();
+      const heap = await server.call<{ baseline: number; peak: number }>("heapStop");
+      expect((heap.peak - heap.baseline) / 2 ** 20).toBeLessThan(200);
       const stopped = message(child, "stopped");
       child.send({ type: "stop" });
       await stopped;
-      await eventually(() => t.router.clientCount("big") === 0, "every stalled client to leave", 20_000);
     } finally {
       child.kill();
       await exited(child);
     }
+    await until(
+      "every stalled client to leave",
+      async () => (await server.call<Stats>("stats", { runId: "big" })).run === 0,
+    );
   }, 180_000);
 });
 
 describe("the global stream with very many active runs", () => {
   it("writes its snapshot in pieces: 100,000 runs, ten clients at once, no long block of the event loop", async () => {
-    const source = new MemoryRunSource();
-    for (let i = 0; i < 100_000; i++) source.createRun({ id: `run-${i}` });
-    const t = await serve(source, { heartbeatMs: 60_000 });
+    const { server } = await LoadServer.start({ scenario: "many-runs", runs: 100_000, heartbeatMs: 60_000 });
     const child = crowd();
     try {
-      const probe = await SseStream.open(`${t.url}/api/runs/run-1/stream`);
+      const probe = await SseStream.open(`${server.url}/api/runs/run-1/stream`);
       await probe.frameCount(1);
-      const loop = new LoopBlockMeter().start();
       const done = message<{ results: Result[] }>(child, "done");
+      await server.call("meterStart");
       // Ten global clients in another process, each reading until it counted every snapshot frame.
-      child.send({ url: `${t.url}/api/stream`, clients: 10, mode: "read", marker: "event: state", until: 100_000 });
-      const live = source.recordEvent("run-1", { type: "unit.started" });
+      child.send({
+        url: `${server.url}/api/stream`,
+        clients: 10,
+        mode: "read",
+        marker: "event: state",
+        until: 100_000,
+      });
+      const live = await server.call<string>("record", { runId: "run-1" });
       await probe.frameCount(2, 30_000);
       const { results } = await within(done, "ten snapshots of 100,000 runs", 120_000);
-      loop.stop();
+      const meter = await server.call<Meter>("meterStop");
       for (const result of results) expect(result.frames).toBe(100_000);
-      expect(probe.frames[1]?.id).toBe(live.id);
+      expect(probe.frames[1]?.id).toBe(live);
       probe.close();
       // Unpieced, one connect held the loop for the whole snapshot (~160 ms, ~340 ms for ten at
       // once); what remains is the source's own read of 100,000 states, one call per connect.
-      // A heap holding 100,000 runs also has full garbage collections of ~100 ms here, whoever
-      // allocates: they are left out of this bound (the one on resumes above counts them).
-      expect(loop.maxBlockWithoutGcMs).toBeLessThan(50);
+      expect(meter.maxBlockMs).toBeLessThan(50);
     } finally {
       child.kill();
       await exited(child);
-      await t.close();
+      await server.stop();
     }
   }, 180_000);
 });
