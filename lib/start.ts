@@ -166,6 +166,17 @@ function logReader(ctx: StartContext, runId: string | undefined): LogReader {
   };
 }
 
+/** A stream served from a log: its first page, then page after page from where it ends. */
+function fromLog(ctx: StartContext, runId: string | undefined, first: LogRead, after: string | undefined): StreamStart {
+  return stream({
+    head: first.frames,
+    log: logReader(ctx, runId),
+    more: first.full,
+    cursor: first.last ?? after,
+    outcome: "replayed",
+  });
+}
+
 function validState(ctx: StartContext, candidate: unknown, runId: string | undefined): RunState | undefined {
   const parsed = RunStateSchema.safeParse(candidate);
   if (parsed.success && (runId === undefined || parsed.data.id === runId)) return parsed.data;
@@ -291,13 +302,7 @@ export async function startRun(ctx: StartContext, runId: string, request: StartR
     if (run === undefined) return MISSING;
     if (isTerminalStatus(run.status)) return FINISHED;
   }
-  return stream({
-    head: read.frames,
-    log: logReader(ctx, runId),
-    more: read.full,
-    cursor: read.last ?? after,
-    outcome: "replayed",
-  });
+  return fromLog(ctx, runId, read, after);
 }
 
 /** The global snapshot's states as frames, rendered piece by piece as they are written; the last carries the cursor. */
@@ -344,14 +349,7 @@ export async function startGlobal(ctx: StartContext, request: StartRequest): Pro
     const page = await readPage(ctx, undefined, after, FIRST_PAGE_SIZE);
     if (page === undefined) return globalSnapshot(ctx, "unknown_id");
     if (isGap(page)) return globalSnapshot(ctx, page.gap);
-    const read = pageFrames(ctx, page.envelopes, undefined, FIRST_PAGE_SIZE);
-    return stream({
-      head: read.frames,
-      log: logReader(ctx, undefined),
-      more: read.full,
-      cursor: read.last ?? after,
-      outcome: "replayed",
-    });
+    return fromLog(ctx, undefined, pageFrames(ctx, page.envelopes, undefined, FIRST_PAGE_SIZE), after);
   }
   if (source.replay === undefined) return globalSnapshot(ctx, "unknown_id");
   const replayed = await collect(source.replay(after));
