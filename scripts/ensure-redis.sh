@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure a Redis answers for the Redis tests, at REDIS_URL (default redis://127.0.0.1:6379).
-# When nothing answers there and the address is local, installs redis-server if it is missing
-# and starts a throwaway one (daemonized, bound to 127.0.0.1, no persistence) on that port.
+# Installs redis-server when it is missing (the fault tests start servers of their own); when
+# nothing answers there and the address is local, starts a throwaway one (daemonized, bound
+# to 127.0.0.1, no persistence) on that port.
 set -euo pipefail
 
 url="${REDIS_URL:-redis://127.0.0.1:6379}"
@@ -22,6 +23,18 @@ answers() {
     [[ "$reply" == +* || "$reply" == -* ]]' "$host" "$port" 2>/dev/null
 }
 
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else "$@"; fi
+}
+
+# The fault tests start throwaway redis-server processes of their own: the binary must be
+# here even when a shared Redis already answers.
+if ! command -v redis-server >/dev/null; then
+  echo "ensure-redis: installing redis-server"
+  export DEBIAN_FRONTEND=noninteractive
+  as_root apt-get install -y redis-server || { as_root apt-get update && as_root apt-get install -y redis-server; }
+fi
+
 if answers; then
   echo "ensure-redis: Redis answers at $host:$port"
   exit 0
@@ -30,16 +43,6 @@ fi
 if [ "$host" != "127.0.0.1" ]; then
   echo "ensure-redis: nothing answers at $host:$port, and only a local Redis can be started here" >&2
   exit 1
-fi
-
-as_root() {
-  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else "$@"; fi
-}
-
-if ! command -v redis-server >/dev/null; then
-  echo "ensure-redis: installing redis-server"
-  export DEBIAN_FRONTEND=noninteractive
-  as_root apt-get install -y redis-server || { as_root apt-get update && as_root apt-get install -y redis-server; }
 fi
 
 echo "ensure-redis: starting redis-server on 127.0.0.1:$port"
