@@ -164,16 +164,28 @@ export class Hub {
     }
   }
 
-  /** Ends every stream and stops the timers; resolves once every started response is closed. */
-  async close(): Promise<void> {
+  /**
+   * Ends every stream and stops the timers; resolves once every started response is closed.
+   * Never rejects: a stream that fails to end (middleware wrapping `res.end` may throw) is
+   * destroyed and its error handed to `onError`, and every other stream still ends.
+   */
+  async close(onError: (error: unknown, client: Client) => void): Promise<void> {
     if (this.#heartbeat !== undefined) clearInterval(this.#heartbeat);
     this.#heartbeat = undefined;
     if (this.#flushing !== undefined) clearImmediate(this.#flushing);
     this.#flushing = undefined;
     const closing: Promise<void>[] = [];
+    const end = (client: Client): void => {
+      try {
+        closing.push(client.shutdown().catch((error: unknown) => onError(error, client)));
+      } catch (error) {
+        onError(error, client);
+        client.res.destroy();
+      }
+    };
     for (const channel of [this.#global, ...this.#runs.values()]) {
-      for (const client of channel.connecting) closing.push(client.shutdown());
-      for (const session of channel.sse.activeSessions) closing.push(session.state.client.shutdown());
+      for (const client of channel.connecting) end(client);
+      for (const session of channel.sse.activeSessions) end(session.state.client);
     }
     await Promise.all(closing);
   }

@@ -40,7 +40,10 @@ export interface SseRouter extends Router {
   broadcastAll(envelope: Envelope): void;
   /** Counters since the router was created. */
   stats(): SseRouterStats;
-  /** Ends every stream, unsubscribes from the source and stops the timers. */
+  /**
+   * Ends every stream, unsubscribes from the source and stops the timers. Never rejects: a
+   * stream that fails to end is destroyed and reported to `onError` (phase `close`).
+   */
   close(): Promise<void>;
 }
 
@@ -295,7 +298,7 @@ class Streams {
     if (this.closed) return;
     this.closed = true;
     this.#unsubscribe();
-    await this.hub.close();
+    await this.hub.close((error, client) => this.report(error, { phase: "close", runId: client.runId ?? undefined }));
   }
 }
 

@@ -269,8 +269,9 @@ export class Client {
 
   /**
    * Ends the response and its connection (the router is closing): gracefully when everything
-   * was sent, at once when the client is not reading. Resolves once the response is closed.
-   * A client whose response has not started is only marked closed: its request handler
+   * was sent, at once when the client is not reading. Resolves once the response is closed;
+   * when ending it threw (a middleware's wrapper of `res.end`), it is destroyed instead and the
+   * promise rejects with that error once it is closed. A client whose response has not started is only marked closed: its request handler
    * answers it with `unavailable`.
    */
   shutdown(): Promise<void> {
@@ -278,8 +279,19 @@ export class Client {
     this.#queue = null;
     if (!this.res.headersSent || this.res.destroyed) return Promise.resolve();
     const done = new Promise<void>((resolve) => this.res.once("close", () => resolve()));
-    if (this.backlog > 0) this.res.destroy();
-    else this.res.end(() => this.res.socket?.end());
+    if (this.backlog > 0) {
+      this.res.destroy();
+      return done;
+    }
+    // No callback to `end`: middleware that wraps it (express-session) takes a function for a body.
+    this.res.once("finish", () => this.res.socket?.end());
+    try {
+      this.res.end();
+    } catch (error) {
+      // Whatever a wrapper of `res.end` threw, the stream still ends; the caller reports the error.
+      this.res.destroy();
+      return done.then(() => Promise.reject(error));
+    }
     return done;
   }
 
