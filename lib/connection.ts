@@ -37,18 +37,27 @@ export class ResponseConnection extends Connection {
   readonly #res: ServerResponse;
   readonly #headers: Record<string, string>;
   readonly #sink: ChunkSink;
+  readonly #preamble: string;
 
-  constructor(res: ServerResponse, headers: Record<string, string>, sink: ChunkSink) {
+  /**
+   * @param preamble - SSE text written with the head, before any frame: the `retry:` line,
+   * which then shares the first frame's block (see `retryField`).
+   */
+  constructor(res: ServerResponse, headers: Record<string, string>, sink: ChunkSink, preamble = "") {
     super();
     this.#res = res;
     this.#headers = headers;
     this.#sink = sink;
+    this.#preamble = preamble;
     // Session only touches `request.signal` (trustClientEventId is off), so a shim stands in for a Fetch Request.
     this.request = { signal: this.#signal } as unknown as Request;
   }
 
   sendHead(): void {
     this.#res.writeHead(200, this.#headers);
+    // The head goes out with the first write, so the preamble and the head leave together,
+    // before whatever the stream's start writes first.
+    this.#sink.write(this.#preamble);
   }
 
   sendChunk(chunk: string): void {

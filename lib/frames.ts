@@ -63,13 +63,22 @@ export function resyncFrame(reason: ResyncReason, runId: string | null): Frame {
   };
 }
 
-/** The `retry:` field sent when a stream opens. */
+/**
+ * The `retry:` field sent with the response head: one field line without a blank line of its
+ * own, so it joins whatever block comes first (a frame, or a heartbeat followed by one).
+ * Clients that dispatch a message at every blank line (@microsoft/fetch-event-source) would
+ * otherwise see an empty message; spec parsers apply `retry` as they read the line.
+ */
 export function retryField(ms: number): string {
-  return `retry: ${ms}\n\n`;
+  return `retry: ${ms}\n`;
 }
 
-/** The heartbeat: an SSE comment line, ignored by clients but keeping proxies and sockets awake. */
-export const HEARTBEAT = ":\n\n";
+/**
+ * The heartbeat: an SSE comment line, ignored by clients but keeping proxies and sockets
+ * awake. No blank line of its own, for the same reason as {@link retryField}: the comment
+ * becomes part of the next frame's block, which spec parsers skip.
+ */
+export const HEARTBEAT = ":\n";
 
 /**
  * `text` framed as one HTTP/1.1 chunk (`<hex byte length>\r\n<text>\r\n`), ready to be

@@ -1,7 +1,7 @@
 import type { ServerResponse } from "node:http";
 import { Channel, Session } from "better-sse";
 import { ResponseConnection } from "./connection";
-import { type Frame, type FrameBatch, httpChunk, joinFrames } from "./frames";
+import { type Frame, type FrameBatch, httpChunk, joinFrames, retryField } from "./frames";
 import { Client, type ClientSessionState, type ClientSettings } from "./wire";
 
 /** Counters a hub keeps; see `SseRouter#stats`. */
@@ -62,9 +62,12 @@ export class Hub {
   };
 
   readonly #clientSettings: ClientSettings;
+  /** The `retry:` line every stream opens with. */
+  readonly #retry: string;
 
   constructor(options: HubOptions) {
     this.#options = options;
+    this.#retry = retryField(options.retryMs);
     this.#clientSettings = {
       maxBufferedBytes: options.maxBufferedBytes,
       // A starting stream that cannot drain for a heartbeat period is not reading.
@@ -112,14 +115,15 @@ export class Hub {
   }
 
   /**
-   * Starts the client's SSE response (status, headers, `retry:`) as a better-sse session.
+   * Starts the client's SSE response (status, headers, the `retry:` line) as a better-sse session.
    * Resolves once the head is written; the session joins its channel when the client goes live.
    */
   connect(client: Client): Promise<void> {
     return new Promise((resolve) => {
-      const connection = new ResponseConnection(client.res, this.#options.headers, client);
+      const connection = new ResponseConnection(client.res, this.#options.headers, client, this.#retry);
       const session = new Session<ClientSessionState>(connection, {
-        retry: this.#options.retryMs,
+        // Not better-sse's `retry`: it writes the field as a block of its own (see `retryField`).
+        retry: null,
         keepAlive: null,
         trustClientEventId: false,
         state: { client },
