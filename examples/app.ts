@@ -24,7 +24,8 @@ import { Orchestrator, type OrchestratorOptions, SERVICES } from "./orchestrator
 
 /**
  * runcast/client as one self-contained ES module (zod inlined), built by `npm run build`.
- * In your app: path.join(path.dirname(require.resolve("runcast/package.json")), "dist/client.browser.mjs").
+ * In your app: require.resolve("runcast/client/browser"), or in ESM
+ * fileURLToPath(import.meta.resolve("runcast/client/browser")).
  */
 export const CLIENT_BUNDLE = path.join(__dirname, "..", "dist", "client.browser.mjs");
 

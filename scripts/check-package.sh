@@ -13,7 +13,10 @@ echo "packed $tarball ($(du -h "$work/$tarball" | cut -f1))"
 npx --no-install publint run --strict "$work/$tarball"
 # A dry-run publish (scripts skipped: this is already the test command) must raise no error.
 if npm publish --dry-run --ignore-scripts 2>&1 | grep -E "npm (error|ERR)"; then exit 1; fi
-npx --no-install attw "$work/$tarball" --profile node16
+# runcast/client/browser is a browser ES module on purpose (a page loads it as a file; a server
+# only resolves its path), so attw's "a require call resolves to ESM" does not apply to it; its
+# resolution from both module systems is checked below instead.
+npx --no-install attw "$work/$tarball" --profile node16 --exclude-entrypoints ./client/browser
 
 mkdir "$work/app"
 cd "$work/app"
@@ -73,7 +76,21 @@ import("runcast/redis").then((esm) => {
   console.log("subpaths: runcast/redis, runcast/client, runcast/react and runcast/schema.json load");
 });
 JS
+cat > browser.mjs <<'JS'
+// The README's way to serve the browser build: resolve runcast/client/browser to a file.
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+const fromEsm = fileURLToPath(import.meta.resolve("runcast/client/browser"));
+const fromCjs = createRequire(import.meta.url).resolve("runcast/client/browser");
+if (!fromEsm.endsWith("/dist/client.browser.mjs") || fromEsm !== fromCjs) {
+  throw new Error(`runcast/client/browser resolves to ${fromEsm} (ESM) and ${fromCjs} (CommonJS)`);
+}
+const client = await import("runcast/client/browser");
+if (typeof client.watchRun !== "function") throw new Error("runcast/client/browser lacks watchRun");
+console.log("runcast/client/browser: resolves to dist/client.browser.mjs from ESM and CommonJS");
+JS
 node smoke.cjs
 node smoke.mjs
 node entries.cjs
+node browser.mjs
 echo "package checks passed"
