@@ -15,7 +15,11 @@ export interface ErrorContext {
 
 /** Options of `sseRouter`; all optional. */
 export interface SseRouterOptions {
-  /** Prefix of both endpoints: `{basePath}/runs/:id/stream` and `{basePath}/stream`. @default "/api" */
+  /**
+   * Prefix of both endpoints: `{basePath}/runs/:id/stream` and `{basePath}/stream`. A router
+   * mounted at a path that already ends with it (`app.use("/api", guard, sse.runs)`) does not
+   * expect it again. @default "/api"
+   */
   basePath?: string;
   /** Interval of the heartbeat comment sent to every client, in ms. @default 30000 */
   heartbeatMs?: number;

@@ -312,8 +312,17 @@ class Streams {
 export function sseRouter(source: RunEventSource, options?: SseRouterOptions): SseRouter {
   const streams = new Streams(source, resolveOptions(options));
   const { basePath } = streams.options;
-  const runPath = new RegExp(`^${basePath.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}/runs/([^/]+)/stream/?$`);
-  const globalPath = `${basePath}/stream`;
+  const runPath = /^\/runs\/([^/]+)\/stream\/?$/;
+
+  /**
+   * The request's path below `basePath`, or `null` outside it. Mounted at a path that already
+   * ends with `basePath` (`app.use("/api", guard, sse.runs)`), the router does not expect it a
+   * second time; mounted anywhere else, `basePath` follows the mount path.
+   */
+  const belowBase = (req: Request, path: string): string | null => {
+    if (path.startsWith(`${basePath}/`)) return path.slice(basePath.length);
+    return basePath !== "" && req.baseUrl.endsWith(basePath) ? path : null;
+  };
 
   const handle = (req: Request, res: Response, runId: string | null, search: string): void => {
     streams.serve(req, res, runId, search).catch((error: unknown) => {
@@ -326,7 +335,8 @@ export function sseRouter(source: RunEventSource, options?: SseRouterOptions): S
   runs.use((req, res, next) => {
     if (req.method !== "GET") return next();
     const [path, search] = splitUrl(req);
-    const match = runPath.exec(path);
+    const below = belowBase(req, path);
+    const match = below === null ? null : runPath.exec(below);
     if (match === null) return next();
     let runId: string;
     try {
@@ -342,7 +352,8 @@ export function sseRouter(source: RunEventSource, options?: SseRouterOptions): S
   global.use((req, res, next) => {
     if (req.method !== "GET") return next();
     const [path, search] = splitUrl(req);
-    if (path !== globalPath && path !== `${globalPath}/`) return next();
+    const below = belowBase(req, path);
+    if (below !== "/stream" && below !== "/stream/") return next();
     handle(req, res, null, search);
   });
 
