@@ -1,6 +1,7 @@
 import { buildSync } from "esbuild";
 import { EventSource } from "eventsource";
 import type { Page } from "playwright-core";
+import { CLIENT_BUNDLE } from "../../examples/app";
 import { MemoryRunSource } from "../../lib/index";
 import { eventually, serve, type TestServer } from "../helpers/server";
 import { SseStream } from "../helpers/sse";
@@ -33,6 +34,9 @@ describe("popular SSE clients read runcast's streams", () => {
   let source: MemoryRunSource;
   let t: TestServer;
   let streamRequests: number;
+  /** While set, stream requests get what a proxy answers while the server behind it restarts. */
+  let badGateway: boolean;
+  let badGatewayAnswers: number;
 
   beforeAll(async () => {
     browser = await launchBrowser();
@@ -44,11 +48,16 @@ describe("popular SSE clients read runcast's streams", () => {
     source = new MemoryRunSource();
     source.createRun({ id: "r" });
     streamRequests = 0;
+    badGateway = false;
+    badGatewayAnswers = 0;
     t = await serve(source, { heartbeatMs: 25, retryMs: 100 }, (app) => {
-      app.use((req, _res, next) => {
+      app.use((req, res, next) => {
         if (req.path === "/api/runs/r/stream") streamRequests++;
-        next();
+        if (!badGateway || !req.path.endsWith("/stream")) return next();
+        badGatewayAnswers++;
+        res.status(502).type("text/html").send("<h1>502 Bad Gateway</h1>");
       });
+      app.get("/runcast/client.js", (_req, res) => res.type("text/javascript").sendFile(CLIENT_BUNDLE));
       app.get("/fetch-event-source.mjs", (_req, res) => res.type("text/javascript").send(FETCH_EVENT_SOURCE));
       app.get("/", (_req, res) => res.type("text/html").send("<!doctype html><title>clients</title>"));
     });
@@ -149,5 +158,38 @@ describe("popular SSE clients read runcast's streams", () => {
     } finally {
       es.close();
     }
+  });
+
+  it("after a proxy's 502, Chromium's EventSource stops for good while runcast/client comes back", async () => {
+    page = await inPage(`
+      import { watchRun } from "/runcast/client.js";
+      const seen = { messages: [], errors: [] };
+      window.seen = seen;
+      const es = new EventSource("/api/runs/r/stream");
+      es.addEventListener("event", (e) => seen.messages.push("EventSource:" + JSON.parse(e.data).type));
+      window.eventSource = es;
+      watchRun("/api/runs/r/stream", {
+        onEvent: (event) => seen.messages.push("watchRun:" + event.type),
+        onStatus: (status) => seen.errors.push("watchRun status:" + status),
+      }, { retryMs: 50 });
+    `);
+    await page.waitForFunction(() =>
+      (window as unknown as { seen: Seen }).seen.errors.includes("watchRun status:live"),
+    );
+    // The server goes away; the proxy in front answers 502 until it is back.
+    badGateway = true;
+    t.server.closeAllConnections();
+    await page.waitForFunction(
+      // 2: CLOSED (the EventSource name here is the eventsource package's, not the page's).
+      () => (window as unknown as { eventSource: { readyState: number } }).eventSource.readyState === 2,
+    );
+    await eventually(() => badGatewayAnswers >= 3, "the watcher to retry through the 502s", 10_000);
+    badGateway = false;
+    source.recordEvent("r", { type: "unit.started" });
+    const seen = await untilMessages(page, 1);
+    expect(seen.messages).toEqual(["watchRun:unit.started"]);
+    expect(
+      await page.evaluate(() => (window as unknown as { eventSource: { readyState: number } }).eventSource.readyState),
+    ).toBe(2);
   });
 });
