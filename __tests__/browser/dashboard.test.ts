@@ -269,8 +269,13 @@ describe("the example dashboard in Chromium", () => {
     await page.mouse.move(0, 0);
     const docs = join(__dirname, "..", "..", "docs");
     mkdirSync(docs, { recursive: true });
-    // The page's own height: a short viewport, captured in full.
-    await page.setViewportSize({ width: 1280, height: 400 });
+    // The page's own height: a viewport just tall enough for the (sticky, viewport-high at most)
+    // detail panel to show all it holds, captured in full.
+    const needed = await page.evaluate(() => {
+      const detail = document.getElementById("detail") as HTMLElement;
+      return Math.ceil(detail.getBoundingClientRect().top + window.scrollY + detail.scrollHeight + 24);
+    });
+    await page.setViewportSize({ width: 1280, height: Math.max(400, needed) });
     await page.screenshot({ path: join(docs, "dashboard.png"), animations: "disabled", fullPage: true });
   });
 });

@@ -2,12 +2,15 @@
 // limit in mind: one global stream for the runs list, and at most one per-run stream, for
 // the run shown in the detail view.
 //
-// runcast/client is served by the example app from the package build (a self-contained
-// module): it validates every frame, drops duplicates, reconnects and resumes by itself.
+// runcast/client is served by the example app from the package build (runcast/client/browser,
+// a self-contained module): it validates every frame, drops duplicates, reconnects and resumes
+// by itself.
 import { isTerminalStatus, progressOf, watchAll, watchRun } from "/runcast/client.js";
 
 const MAX_LISTED = 30;
 const MAX_LOG_LINES = 300;
+/** Below this width the list and the detail are stacked (keep in step with dashboard.css). */
+const STACKED = window.matchMedia("(max-width: 800px)");
 
 const $ = (id) => document.getElementById(id);
 
@@ -22,17 +25,38 @@ function el(tag, className, text, attributes = {}) {
   return node;
 }
 
-// ---- the runs list: the global stream ---------------------------------------------------
+/** Sets text only when it changed, so an unchanged row is not touched at all. */
+function setText(node, text) {
+  const value = String(text);
+  if (node.textContent !== value) node.textContent = value;
+}
+
+function setAttr(node, name, value) {
+  if (value === undefined) node.removeAttribute(name);
+  else if (node.getAttribute(name) !== String(value)) node.setAttribute(name, String(value));
+}
+
+// ---- the runs the page lists --------------------------------------------------------------
 
 /** Runs from GET /api/runs, by id: the global stream announces only active runs when it opens. */
 let fromApi = new Map();
-/** Runs the global stream still holds as active but the server no longer knows (it restarted). */
+/**
+ * Runs the page knew before the server last said what it holds, and the server no longer
+ * knows: a restarted server's old runs, active or finished. A new state of the run lifts it.
+ */
 const gone = new Set();
 
 const everyRun = watchAll("/api/stream", {
-  onState: scheduleRender,
-  onComplete: scheduleRender,
-  // A fresh snapshot replaced the active runs: ask the API for the ones that ended meanwhile.
+  onState: (state) => {
+    gone.delete(state.id);
+    scheduleRender();
+  },
+  onComplete: (state, info) => {
+    gone.delete(state.id);
+    if (!info.snapshot) announce(`${state.name ?? state.id} ${state.status}.`);
+    scheduleRender();
+  },
+  // A fresh snapshot: what the page listed may be another server's. Ask what this one holds.
   onResync: () => refreshFromApi(),
   onStatus: (status) => {
     showConnection($("connection"), status);
@@ -41,9 +65,13 @@ const everyRun = watchAll("/api/stream", {
   onError: (error) => console.warn("runcast:", error.message),
 });
 
-/** Reads GET /api/runs; runs the stream holds as active that the server does not know are gone. */
+/**
+ * Reads GET /api/runs and makes the list what the server holds: every run the page knew
+ * before asking that the server does not list is dropped. After a server restart that is
+ * each of the old server's runs, finished ones included.
+ */
 async function refreshFromApi() {
-  const suspects = [...everyRun.state.keys()];
+  const known = new Set([...everyRun.state.keys(), ...fromApi.keys()]);
   let runs;
   try {
     const response = await fetch("/api/runs");
@@ -53,10 +81,7 @@ async function refreshFromApi() {
     return; // The server is away; the streams will say when it is back.
   }
   fromApi = new Map(runs.map((run) => [run.id, run]));
-  for (const id of suspects) {
-    const state = everyRun.state.get(id);
-    if (state !== undefined && !isTerminalStatus(state.status) && !fromApi.has(id)) gone.add(id);
-  }
+  for (const id of known) if (!fromApi.has(id)) gone.add(id);
   if (selected !== undefined && gone.has(selected.id)) showGone();
   scheduleRender();
 }
@@ -64,7 +89,7 @@ async function refreshFromApi() {
 /** Every run to list, newest first: the stream's state, unless the API knows the run ended. */
 function listedRuns() {
   const runs = new Map();
-  for (const [id, state] of fromApi) if (isTerminalStatus(state.status)) runs.set(id, state);
+  for (const [id, state] of fromApi) if (isTerminalStatus(state.status) && !gone.has(id)) runs.set(id, state);
   for (const [id, state] of everyRun.state) {
     if (gone.has(id)) continue;
     const final = runs.get(id);
@@ -74,6 +99,11 @@ function listedRuns() {
     (a, b) => String(b.created_at ?? "").localeCompare(String(a.created_at ?? "")) || b.id.localeCompare(a.id),
   );
 }
+
+// ---- the runs list: one row per run, kept and updated in place --------------------------
+
+/** The list's rows by run id. A row lives as long as its run is listed, so a press on it is never lost. */
+const rows = new Map();
 
 let renderQueued = false;
 function scheduleRender() {
@@ -88,38 +118,96 @@ function scheduleRender() {
 function renderRuns() {
   const runs = listedRuns();
   const count = (test) => runs.filter(test).length;
-  $("count-active").textContent = count((run) => !isTerminalStatus(run.status));
-  $("count-completed").textContent = count((run) => run.status === "completed");
-  $("count-failed").textContent = count((run) => run.status === "failed" || run.status === "cancelled");
-  $("count-units").textContent = runs.reduce((sum, run) => sum + run.completed_units, 0);
+  setText(
+    $("count-active"),
+    count((run) => !isTerminalStatus(run.status)),
+  );
+  setText(
+    $("count-completed"),
+    count((run) => run.status === "completed"),
+  );
+  setText(
+    $("count-failed"),
+    count((run) => run.status === "failed" || run.status === "cancelled"),
+  );
+  setText(
+    $("count-units"),
+    runs.reduce((sum, run) => sum + run.completed_units, 0),
+  );
 
+  const shown = runs.slice(0, MAX_LISTED);
+  const ids = new Set(shown.map((run) => run.id));
+  for (const [id, row] of rows) {
+    if (!ids.has(id)) {
+      row.item.remove();
+      rows.delete(id);
+    }
+  }
   const list = $("runs");
-  list.replaceChildren(...runs.slice(0, MAX_LISTED).map(runItem));
+  let expected = list.firstElementChild;
+  for (const run of shown) {
+    let row = rows.get(run.id);
+    if (row === undefined) {
+      row = createRow(run.id);
+      rows.set(run.id, row);
+    }
+    updateRow(row, run);
+    // Moves only rows out of place: a new run goes in above the others, which stay where they are.
+    if (row.item === expected) expected = expected.nextElementSibling;
+    else list.insertBefore(row.item, expected);
+  }
   $("runs-empty").hidden = runs.length > 0;
 }
 
-function runItem(run) {
-  const item = el("li", "run", undefined, { "data-run-id": run.id, "data-status": run.status });
-  if (selected?.id === run.id) item.classList.add("selected");
-  const title = el("span", "title", run.name ?? run.id);
-  title.append(" ", el("span", "muted mono", run.name === undefined ? "" : run.id));
+/**
+ * One row: a button that opens the run (its accessible name is the run's name; a pseudo
+ * element stretches it over the whole row), the status badge and a progress bar beside it.
+ */
+function createRow(id) {
+  const item = el("li", "run", undefined, { "data-run-id": id });
+  const open = el("button", "open", undefined, { type: "button", "aria-controls": "detail" });
+  const title = el("span", "title");
+  const runId = el("span", "muted mono run-id", id);
+  open.append(title, " ", runId);
+  open.addEventListener("click", () => select(id, { byUser: true }));
+  const badge = el("span", "badge");
+  const progress = progressBar();
+  const units = el("span", "units-count");
   const sub = el("div", "sub");
-  sub.append(progressBar(run), el("span", "units-count", unitsText(run)));
-  item.append(title, badge(run.status), sub);
-  item.addEventListener("click", () => select(run.id));
-  return item;
+  sub.append(progress.track, units);
+  item.append(open, badge, sub);
+  return { item, open, title, runId, badge, progress, units };
 }
 
-function badge(status) {
-  return el("span", "badge", status, { "data-status": status });
+function updateRow(row, run) {
+  setAttr(row.item, "data-status", run.status);
+  row.item.classList.toggle("selected", selected?.id === run.id);
+  setAttr(row.open, "aria-current", selected?.id === run.id ? "true" : undefined);
+  setText(row.title, run.name ?? run.id);
+  row.runId.hidden = run.name === undefined;
+  setText(row.badge, run.status);
+  setAttr(row.badge, "data-status", run.status);
+  updateProgress(row.progress, run, `${run.name ?? run.id} progress`);
+  setText(row.units, unitsText(run));
 }
 
-function progressBar(run) {
-  const track = el("div", "progress");
-  const bar = el("div", "bar", undefined, { "data-status": run.status });
-  bar.style.width = `${Math.round((progressOf(run) ?? 0) * 100)}%`;
+/** A progress bar with the progressbar role: its value is completed units out of the total. */
+function progressBar(extraClass = "") {
+  const track = el("div", `progress ${extraClass}`.trim(), undefined, { role: "progressbar", "aria-valuemin": "0" });
+  const bar = el("div", "bar");
   track.append(bar);
-  return track;
+  return { track, bar };
+}
+
+function updateProgress({ track, bar }, run, label) {
+  setAttr(track, "aria-label", label);
+  const known = run.total_units !== undefined;
+  setAttr(track, "aria-valuemax", known ? run.total_units : undefined);
+  setAttr(track, "aria-valuenow", known ? run.completed_units : undefined);
+  setAttr(track, "aria-valuetext", known ? `${run.completed_units} of ${run.total_units} units` : undefined);
+  setAttr(bar, "data-status", run.status);
+  const width = `${Math.round((progressOf(run) ?? 0) * 100)}%`;
+  if (bar.style.width !== width) bar.style.width = width;
 }
 
 function unitsText(run) {
@@ -134,59 +222,76 @@ function showConnection(pill, status) {
   pill.textContent = labels[status] ?? status;
 }
 
+/** Tells screen readers one thing that matters (a run finished) through the page's one live region. */
+function announce(text) {
+  const region = $("announcer");
+  // A new node each time, so the same words twice are announced twice.
+  region.replaceChildren(el("span", undefined, text));
+}
+
 // ---- the detail view: one per-run stream ------------------------------------------------
 
 /** The run shown: its id and its watcher. */
 let selected;
 
-function select(id) {
-  if (selected?.id === id) return;
-  selected?.watcher.close();
-  history.replaceState(null, "", `#run=${encodeURIComponent(id)}`);
-  $("detail").dataset.runId = id;
-  $("detail-placeholder").hidden = true;
-  $("detail-body").hidden = false;
-  $("detail-notice").hidden = true;
-  $("event-log").replaceChildren(el("li", "empty", "Waiting for events…"));
-  const known = everyRun.state.get(id) ?? fromApi.get(id);
-  if (known !== undefined) renderDetail(known);
-  else renderDetail({ id, status: "pending", completed_units: 0 });
+/**
+ * Shows a run in the detail view. `byUser`: the user asked for it (a click or a key), so on a
+ * narrow screen, where the detail sits below the list, the page takes them there.
+ */
+function select(id, { byUser = false } = {}) {
+  if (selected?.id !== id) {
+    selected?.watcher.close();
+    history.replaceState(null, "", `#run=${encodeURIComponent(id)}`);
+    $("detail").dataset.runId = id;
+    $("detail-placeholder").hidden = true;
+    $("detail-body").hidden = false;
+    $("detail-notice").hidden = true;
+    $("event-log").replaceChildren(el("li", "empty", "Waiting for events…"));
+    renderDetail(everyRun.state.get(id) ?? fromApi.get(id) ?? { id, status: "pending", completed_units: 0 });
+    selected = { id, watcher: openRunWatcher(id) };
+    scheduleRender();
+  }
+  if (byUser && STACKED.matches) {
+    $("detail").scrollIntoView({ block: "start" });
+    $("detail-title").focus({ preventScroll: true });
+  }
+}
 
-  selected = { id, watcher: undefined };
-  const current = selected;
-  current.watcher = watchRun(`/api/runs/${encodeURIComponent(id)}/stream`, {
-    onState: (state) => renderDetail(state),
-    onEvent: (event, info) => appendEvent(event, info.id),
+/** Opens the per-run stream behind the detail view; the handlers render into it while it is the one shown. */
+function openRunWatcher(id) {
+  const shown = () => selected?.id === id;
+  return watchRun(`/api/runs/${encodeURIComponent(id)}/stream`, {
+    onState: (state) => shown() && renderDetail(state),
+    onEvent: (event, info) => shown() && appendEvent(event, info.id),
     onComplete: (state) => {
+      if (!shown()) return;
       renderDetail(state);
       appendMarker(`Run ${state.status}${state.error ? `: ${state.error}` : ""}.`);
     },
-    onResync: () => appendMarker("Resynced from a fresh snapshot: events in between may be missing from this log."),
-    onStatus: (status) => {
-      if (selected === current) showConnection($("detail-connection"), status);
-    },
+    onResync: () =>
+      shown() && appendMarker("Resynced from a fresh snapshot: events in between may be missing from this log."),
+    onStatus: (status) => shown() && showConnection($("detail-connection"), status),
     onError: (error) => {
-      if (error.code === "stream_refused") showGone();
+      if (error.code === "stream_refused") shown() && showGone();
       else console.warn("runcast:", error.message);
     },
   });
-  scheduleRender();
 }
 
+const detailProgress = { track: $("detail-progress"), bar: $("detail-bar") };
+
 function renderDetail(run) {
-  $("detail-title").textContent = run.name ?? run.id;
-  $("detail-id").textContent = run.id;
+  setText($("detail-title"), run.name ?? run.id);
+  setText($("detail-id"), run.id);
   const status = $("detail-status");
-  status.textContent = run.status;
+  setText(status, run.status);
   status.dataset.status = run.status;
-  const bar = $("detail-bar");
-  bar.dataset.status = run.status;
-  bar.style.width = `${Math.round((progressOf(run) ?? 0) * 100)}%`;
+  updateProgress(detailProgress, run, "Progress");
   const facts = [unitsText(run)];
   if (run.started_at) facts.push(`started ${clock(run.started_at)}`);
   if (run.finished_at) facts.push(`finished ${clock(run.finished_at)}`);
   if (run.error) facts.push(run.error);
-  $("detail-meta").textContent = facts.join(" · ");
+  setText($("detail-meta"), facts.join(" · "));
   const units = Object.entries(run.units ?? {});
   $("units").replaceChildren(
     ...units.map(([unit, state]) => {
@@ -240,10 +345,16 @@ function clock(iso) {
 $("start-run").addEventListener("click", async () => {
   try {
     const response = await fetch("/api/runs", { method: "POST" });
-    if (response.ok) select((await response.json()).run.id);
+    if (response.ok) select((await response.json()).run.id, { byUser: true });
   } catch (error) {
     console.warn("could not start a run:", error);
   }
+});
+
+$("back-to-runs").addEventListener("click", () => {
+  const row = selected === undefined ? undefined : rows.get(selected.id);
+  (row?.open ?? $("runs-title")).focus();
+  (row?.item ?? $("runs-title")).scrollIntoView({ block: "nearest" });
 });
 
 const linked = /^#run=(.+)$/.exec(location.hash);
