@@ -297,7 +297,12 @@ class Streams {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.#unsubscribe();
+    try {
+      this.#unsubscribe();
+    } catch (error) {
+      // The source's own unsubscribe failing must not leave the streams open.
+      this.report(error, { phase: "close" });
+    }
     await this.hub.close((error, client) => this.report(error, { phase: "close", runId: client.runId ?? undefined }));
   }
 }

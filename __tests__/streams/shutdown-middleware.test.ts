@@ -1,6 +1,6 @@
 import type { NextFunction, Request, Response } from "express";
 import session from "express-session";
-import { MemoryRunSource } from "../../lib/index";
+import { MemoryRunSource, type RunEventSource } from "../../lib/index";
 import type { ErrorContext } from "../../lib/options";
 import { serve, type TestServer, within } from "../helpers/server";
 import { SseStream } from "../helpers/sse";
@@ -72,5 +72,30 @@ describe("close() behind middleware that wraps res.end", () => {
     await Promise.all(streams.map((s) => s.end()));
     expect(t.router.clientCount()).toBe(0);
     expect(errors).toEqual([{ error: failure, context: { phase: "close", runId: "c" } }]);
+  });
+
+  it("ends every stream and reports it when the source's unsubscribe throws", async () => {
+    const failure = new Error("unsubscribe failed");
+    // An adapter whose unsubscribe breaks, as a hand-written one's might.
+    const adapter: RunEventSource = {
+      getRun: (runId) => source.getRun(runId),
+      listRuns: () => source.listRuns(),
+      snapshot: (runId) => source.snapshot(runId),
+      subscribe: (listener) => {
+        const stop = source.subscribe(listener);
+        return () => {
+          stop();
+          throw failure;
+        };
+      },
+    };
+    t = await serve(adapter, { heartbeatMs: 60_000, onError: (error, context) => errors.push({ error, context }) });
+    const streams = await Promise.all(
+      ["/api/runs/a/stream", "/api/stream"].map((path) => SseStream.open(`${t.url}${path}`)),
+    );
+    await Promise.all(streams.map((s) => s.frameCount(1)));
+    await within(t.router.close(), "router.close()");
+    await Promise.all(streams.map((s) => s.end()));
+    expect(errors).toEqual([{ error: failure, context: { phase: "close" } }]);
   });
 });
