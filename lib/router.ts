@@ -325,8 +325,8 @@ export function sseRouter(source: RunEventSource, options?: SseRouterOptions): S
    * second time; mounted anywhere else, `basePath` follows the mount path.
    */
   const belowBase = (req: Request, path: string): string | null => {
-    if (path.startsWith(`${basePath}/`)) return path.slice(basePath.length);
-    return basePath !== "" && req.baseUrl.endsWith(basePath) ? path : null;
+    if (basePath !== "" && req.baseUrl.endsWith(basePath)) return path;
+    return path.startsWith(`${basePath}/`) ? path.slice(basePath.length) : null;
   };
 
   const handle = (req: Request, res: Response, runId: string | null, search: string): void => {

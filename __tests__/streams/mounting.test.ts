@@ -58,6 +58,8 @@ describe("mounting under a path", () => {
     await all.frameCount(1);
     expect(all.status).toBe(200);
     all.close();
+    expect(await statusOf("/api/api/runs/r/stream", { authorization: "Bearer ok" })).toBe(404);
+    expect(await statusOf("/api/api/stream", { authorization: "Bearer ok" })).toBe(404);
   });
 
   it("under any other path the basePath follows it, as before", async () => {
