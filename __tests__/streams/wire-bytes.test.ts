@@ -63,6 +63,17 @@ describe("wire bytes every SSE client reads alike", () => {
     expect(starts[0]?.frames.map((f) => f.json.type)).toEqual(["unit.completed"]);
   });
 
+  it("a resume the log cannot serve starts with `retry` in the block of its resync frame", async () => {
+    source.createRun({ id: "r" });
+    const stream = await SseStream.open(`${t.url}/api/runs/r/stream`, { "Last-Event-ID": "1-1" });
+    await stream.frameCount(2);
+    expect(stream.raw.startsWith("retry: 2500\nevent: resync\n")).toBe(true);
+    expect(stream.frames.map((f) => f.event)).toEqual(["resync", "state"]);
+    expect(stream.retry).toBe(2500);
+    expectOnlyFrameBlocks(stream.raw);
+    stream.close();
+  });
+
   it("a global stream with no run to announce holds `retry` until its first frame", async () => {
     const stream = await SseStream.open(`${t.url}/api/stream`);
     await stream.until(() => stream.raw.length > 0, "the first bytes");
