@@ -1,14 +1,34 @@
 #!/usr/bin/env bash
-# Checks the package as users get it: publint and attw on the packed tarball, then the
-# tarball installed into a fresh folder, loaded with require() and import, serving a stream.
+# Checks the package as users get it: packed from a fresh copy of the tracked files (no dist/,
+# as a clone or an install from git has it), every file of the exports map in the tarball,
+# publint and attw on it, then the tarball installed into a fresh folder, loaded with
+# require() and import, serving a stream.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-tarball=$(npm pack --silent --pack-destination "$work" 2>/dev/null | tail -n 1)
-echo "packed $tarball ($(du -h "$work/$tarball" | cut -f1))"
+# A clean clone: the tracked files as they are in the working tree, node_modules linked.
+clone="$work/clone"
+git ls-files -z | while IFS= read -r -d '' file; do
+  if [ -e "$file" ]; then
+    mkdir -p "$clone/$(dirname "$file")"
+    cp "$file" "$clone/$file"
+  fi
+done
+ln -s "$PWD/node_modules" "$clone/node_modules"
+# Packing must build dist/ by itself (the prepare script).
+tarball=$(cd "$clone" && npm pack --silent --pack-destination "$work" 2>/dev/null | tail -n 1)
+echo "packed $tarball from a fresh copy ($(du -h "$work/$tarball" | cut -f1))"
+missing=$(node -e '
+  const targets = (e) => (typeof e === "string" ? [e] : Object.values(e ?? {}).flatMap(targets));
+  const listed = new Set(require("node:fs").readFileSync(0, "utf8").split("\n"));
+  const wanted = [...new Set(targets(require("./package.json").exports))].map((t) => `package/${t.slice(2)}`);
+  console.log(wanted.filter((file) => !listed.has(file)).join(" "));
+' < <(tar -tzf "$work/$tarball"))
+if [ -n "$missing" ]; then echo "the tarball lacks files of the exports map: $missing"; exit 1; fi
+echo "every file of the exports map is in the tarball"
 
 npx --no-install publint run --strict "$work/$tarball"
 # A dry-run publish (scripts skipped: this is already the test command) must raise no error.
