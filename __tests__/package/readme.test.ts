@@ -23,7 +23,7 @@ interface Block {
 }
 
 /** Languages the test knows: code it checks, and text it deliberately leaves alone. */
-const CHECKED = new Set(["ts", "js"]);
+const CHECKED = new Set(["ts", "tsx", "js"]);
 const UNCHECKED = new Set(["sh", "html", "nginx", ""]);
 const MARKER = /^<!--\s*readme:\s*(no-run|fragment|skip)\s*-->$/;
 
@@ -67,6 +67,11 @@ function packagePaths(): Record<string, string[]> {
   return paths;
 }
 
+/** The file extension a block is checked under. */
+function extensionOf(block: Block): string {
+  return block.lang === "js" ? ".mjs" : `.${block.lang}`;
+}
+
 function fileOf(block: Block, ext: string): string {
   return join(work, `block-L${block.line}${ext}`);
 }
@@ -98,7 +103,7 @@ describe("README.md code blocks", () => {
 
   it("type-check against the package (runcast and its subpaths mapped to lib/)", () => {
     const files = complete.map((block) => {
-      const file = fileOf(block, block.lang === "ts" ? ".ts" : ".mjs");
+      const file = fileOf(block, extensionOf(block));
       writeFileSync(file, asModule(block.code));
       return file;
     });
@@ -113,6 +118,7 @@ describe("README.md code blocks", () => {
       skipLibCheck: true,
       allowJs: true,
       checkJs: true,
+      jsx: ts.JsxEmit.ReactJSX,
       noEmit: true,
       paths: packagePaths(),
     });
@@ -135,8 +141,8 @@ describe("README.md code blocks", () => {
       .flatMap((block) => {
         const out = ts.transpileModule(block.code, {
           reportDiagnostics: true,
-          fileName: `block-L${block.line}.${block.lang === "ts" ? "ts" : "js"}`,
-          compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext },
+          fileName: `block-L${block.line}${extensionOf(block)}`,
+          compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext, jsx: ts.JsxEmit.ReactJSX },
         });
         return (out.diagnostics ?? []).map(
           (d) => `README line ${block.line}: ${ts.flattenDiagnosticMessageText(d.messageText, "\n")}`,
@@ -148,7 +154,8 @@ describe("README.md code blocks", () => {
   it.each(runnable.map((b) => [b.line, b] as const))("run: the block at line %i", async (_line, block) => {
     if (!existsSync(join(root, "dist", "index.mjs"))) throw new Error("dist/ is missing: run `npm run build` first");
     const js = ts.transpileModule(block.code, {
-      compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext },
+      fileName: `block-L${block.line}${extensionOf(block)}`,
+      compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext, jsx: ts.JsxEmit.ReactJSX },
     }).outputText;
     const file = fileOf(block, ".run.mjs");
     writeFileSync(file, js);
