@@ -5,6 +5,7 @@ import { FrameCache } from "./frame-cache";
 import { envelopeFrame, type Frame } from "./frames";
 import { Hub } from "./hub";
 import { type ErrorContext, type ResolvedOptions, resolveOptions, type SseRouterOptions } from "./options";
+import { awaitTurn } from "./pipelining";
 import { describeIssues, type Envelope, EnvelopeSchema, EVENT_TYPE_PATTERN, isValidRunId } from "./schema";
 import { compareEnvelopeIds, type LiveGap, type RunEventSource } from "./source";
 import { type StartContext, type StartRequest, type StreamStart, startGlobal, startRun } from "./start";
@@ -209,6 +210,8 @@ class Streams {
 
   /** Serves one stream request: the checks (400, 403, 503, 404 in that order), then the stream. */
   async serve(req: Request, res: Response, runId: string | null, search: string): Promise<void> {
+    // A request pipelined behind another is answered in its turn; its connection may close first.
+    if (!(await awaitTurn(req, res))) return;
     const query = new URLSearchParams(search);
     if (runId !== null && !isValidRunId(runId)) {
       sendError(

@@ -276,7 +276,8 @@ export class Client {
   shutdown(): Promise<void> {
     this.closed = true;
     this.#queue = null;
-    if (!this.res.headersSent || this.res.destroyed) return Promise.resolve();
+    // Without a socket (finished, or never given one) no `close` is coming: nothing to wait for.
+    if (!this.res.headersSent || this.res.destroyed || this.res.socket === null) return Promise.resolve();
     const done = new Promise<void>((resolve) => this.res.once("close", () => resolve()));
     if (this.backlog > 0) this.res.destroy();
     else this.res.end(() => this.res.socket?.end());
