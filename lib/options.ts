@@ -2,7 +2,7 @@ import type { Request } from "express";
 import { RuncastError } from "./errors";
 
 /** Where a problem reported to `onError` happened. */
-export type ErrorPhase = "envelope" | "replay" | "snapshot" | "source" | "authorize" | "gap";
+export type ErrorPhase = "envelope" | "replay" | "snapshot" | "source" | "authorize" | "gap" | "delivery";
 
 /** What `onError` is told besides the error itself. */
 export interface ErrorContext {
@@ -32,9 +32,10 @@ export interface SseRouterOptions {
   authorize?: (req: Request, runId: string | null) => boolean | Promise<boolean>;
   /**
    * Told of every problem that is not the client's: invalid envelopes (which are dropped),
-   * source failures, `authorize` throwing, and a source's word that live delivery lost
-   * continuity (`gap`: the streams concerned were ended so their clients resume). Defaults
-   * to `console.error`.
+   * source failures, `authorize` throwing, a source's word that live delivery lost continuity
+   * (`gap`: the streams concerned were ended so their clients resume), and adapter code
+   * throwing while frames are delivered (`delivery`: the one client concerned is
+   * disconnected). Defaults to `console.error`.
    */
   onError?: (error: unknown, context: ErrorContext) => void;
 }

@@ -115,6 +115,16 @@ function parseFrom(query: URLSearchParams, runId: string | null): boolean | stri
   return true;
 }
 
+/** The run an envelope names, for reports; never throws, whatever the value. */
+function runIdOf(envelope: unknown): string | undefined {
+  try {
+    const runId = (envelope as { runId?: unknown } | null)?.runId;
+    return typeof runId === "string" ? runId : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Everything one `sseRouter` owns. */
 class Streams {
   readonly options: ResolvedOptions;
@@ -138,6 +148,7 @@ class Streams {
       maxBufferedBytes: options.maxBufferedBytes,
       compareIds,
       headers: STREAM_HEADERS,
+      onFault: (error, client) => this.report(error, { phase: "delivery", runId: client.runId ?? undefined }),
     });
     this.ctx = { source, frames: this.frames, reject: (error, context) => this.reject(error, context) };
     this.#unsubscribe = source.subscribe(
@@ -173,39 +184,40 @@ class Streams {
     }
   }
 
-  /** A live envelope from the source: validated, then fanned out; an invalid one is dropped and reported. */
+  /**
+   * A live envelope from the source: validated and serialized, then fanned out. An invalid one
+   * is dropped, counted and reported; nothing is thrown back into the source's emit call.
+   */
   accept(envelope: unknown): void {
     if (this.closed) return;
-    const parsed = EnvelopeSchema.safeParse(envelope);
-    if (!parsed.success) {
-      const runId =
-        typeof envelope === "object" && envelope !== null && "runId" in envelope ? String(envelope.runId) : undefined;
-      this.reject(
-        new RuncastError("invalid_envelope", `invalid envelope from the source: ${describeIssues(parsed.error)}`),
-        {
-          phase: "envelope",
-          runId,
-          envelope,
-        },
-      );
+    let frame: Frame;
+    try {
+      frame = this.frame(envelope, "invalid envelope from the source");
+    } catch (error) {
+      this.reject(error, { phase: "envelope", runId: runIdOf(envelope), envelope });
       return;
     }
-    this.hub.publish(this.frameOf(parsed.data));
+    this.hub.publish(frame);
   }
 
-  /** A validated envelope's frame, kept for the replays that will want it. */
-  frameOf(envelope: Envelope): Frame {
-    const frame = envelopeFrame(envelope);
-    this.frames.set(frame);
-    return frame;
-  }
-
-  /** Validates an envelope handed to `broadcast`/`broadcastAll`. */
-  parse(envelope: unknown): Envelope {
-    const parsed = EnvelopeSchema.safeParse(envelope);
-    if (!parsed.success)
-      throw new RuncastError("invalid_envelope", `invalid envelope: ${describeIssues(parsed.error)}`);
-    return parsed.data;
+  /**
+   * Validates an envelope and renders its frame; throws `invalid_envelope`, also when its data
+   * throws while being read or serialized (a `toJSON` of the adapter's own, say).
+   */
+  frame(envelope: unknown, what = "invalid envelope"): Frame {
+    try {
+      const parsed = EnvelopeSchema.safeParse(envelope);
+      if (!parsed.success) throw new RuncastError("invalid_envelope", `${what}: ${describeIssues(parsed.error)}`);
+      const frame = envelopeFrame(parsed.data);
+      // Kept for the replays that will want it.
+      this.frames.set(frame);
+      return frame;
+    } catch (error) {
+      if (error instanceof RuncastError) throw error;
+      throw new RuncastError("invalid_envelope", `${what}: it could not be serialized: ${String(error)}`, {
+        cause: error,
+      });
+    }
   }
 
   /** Serves one stream request: the checks (400, 403, 503, 404 in that order), then the stream. */
@@ -352,8 +364,8 @@ export function sseRouter(source: RunEventSource, options?: SseRouterOptions): S
     runs,
     global,
     clientCount: (runId?: string) => streams.hub.clientCount(runId),
-    broadcast: (envelope: Envelope) => streams.hub.publish(envelopeFrame(streams.parse(envelope))),
-    broadcastAll: (envelope: Envelope) => streams.hub.publishAll(envelopeFrame(streams.parse(envelope))),
+    broadcast: (envelope: Envelope) => streams.hub.publish(streams.frame(envelope)),
+    broadcastAll: (envelope: Envelope) => streams.hub.publishAll(streams.frame(envelope)),
     stats: (): SseRouterStats => ({
       clients: streams.hub.clientCount(),
       ...streams.hub.counters,
