@@ -9,6 +9,7 @@ import { awaitTurn } from "./pipelining";
 import { describeIssues, type Envelope, EnvelopeSchema, EVENT_TYPE_PATTERN, isValidRunId } from "./schema";
 import { compareEnvelopeIds, type LiveGap, type RunEventSource } from "./source";
 import { type StartContext, type StartRequest, type StreamStart, startGlobal, startRun } from "./start";
+import { type Settled, settleWithin } from "./timeout";
 import { nextTurn } from "./turns";
 
 /** Counters of a router, since it was created. */
@@ -245,15 +246,19 @@ class Streams {
       return;
     }
     if (this.options.authorize !== undefined) {
-      let allowed: boolean;
+      let allowed: Settled<boolean>;
       try {
-        allowed = await this.options.authorize(req, runId);
+        allowed = await settleWithin(this.options.authorize(req, runId), this.options.sourceTimeoutMs);
       } catch (error) {
         this.report(error, { phase: "authorize", runId: runId ?? undefined });
         sendError(res, 500, "internal_error", "the stream could not be opened");
         return;
       }
-      if (allowed !== true) {
+      if (allowed.timedOut) {
+        this.timedOut(res, "authorize", runId);
+        return;
+      }
+      if (allowed.value !== true) {
         sendError(res, 403, "forbidden", "not allowed to watch this stream");
         return;
       }
@@ -263,26 +268,30 @@ class Streams {
       return;
     }
     if (this.hub.clientCount() >= this.options.maxClients) {
-      const retryAfter = String(Math.max(1, Math.ceil(this.options.retryMs / 1000)));
-      sendError(res, 503, "too_many_clients", "too many clients are connected; retry later", {
-        "Retry-After": retryAfter,
-      });
+      sendError(res, 503, "too_many_clients", "too many clients are connected; retry later", this.retryAfter());
       return;
     }
     if (res.destroyed) return;
 
     const client = this.hub.open(res, runId, types);
     const request: StartRequest = { lastEventId: lastEventIdOf(req, query), fromStart };
-    let start: StreamStart;
+    let started: Settled<StreamStart>;
     try {
       // Many connects arrive in one turn (a reconnect storm): each one's source reads wait their turn.
       await nextTurn();
-      start = runId === null ? await startGlobal(this.ctx, request) : await startRun(this.ctx, runId, request);
+      const starting = runId === null ? startGlobal(this.ctx, request) : startRun(this.ctx, runId, request);
+      started = await settleWithin(starting, this.options.sourceTimeoutMs);
     } catch (error) {
       this.report(error, { phase: "source", runId: runId ?? undefined });
       sendError(res, 500, "internal_error", "the stream could not be opened");
       return;
     }
+    if (started.timedOut) {
+      // Answering ends the response, and with it the client's place in the hub.
+      this.timedOut(res, "source", runId);
+      return;
+    }
+    const start = started.value;
     if (client.closed) {
       if (!res.destroyed) sendError(res, 503, "unavailable", "the stream server is shutting down");
       return;
@@ -304,6 +313,23 @@ class Streams {
       this.report(error, { phase: "replay", runId: runId ?? undefined });
       res.destroy();
     }
+  }
+
+  /** `Retry-After` of a 503: `retryMs` in whole seconds, at least 1. */
+  retryAfter(): Record<string, string> {
+    return { "Retry-After": String(Math.max(1, Math.ceil(this.options.retryMs / 1000))) };
+  }
+
+  /** `authorize` or the source did not answer within `sourceTimeoutMs`: 503 for the client, the cause to `onError`. */
+  timedOut(res: Response, phase: "authorize" | "source", runId: string | null): void {
+    const what = phase === "authorize" ? "authorize" : "the source";
+    const ms = this.options.sourceTimeoutMs;
+    this.report(new RuncastError("unavailable", `${what} did not answer within ${ms} ms (sourceTimeoutMs)`), {
+      phase,
+      runId: runId ?? undefined,
+    });
+    if (!res.destroyed)
+      sendError(res, 503, "unavailable", "the stream server could not answer in time; retry later", this.retryAfter());
   }
 
   async close(): Promise<void> {
