@@ -30,7 +30,7 @@ setFlagsFromString("--expose-gc");
 const gc = runInNewContext("gc") as () => void;
 
 /** What every mix shares. */
-export interface SoakContext {
+interface SoakContext {
   readonly t: TestServer;
   readonly source: FaultySource;
   /** The round number, for unique run ids. */
@@ -40,7 +40,7 @@ export interface SoakContext {
 }
 
 /** One kind of traffic. It must leave nothing behind when its promise settles. */
-export interface SoakMix {
+interface SoakMix {
   readonly name: string;
   round(ctx: SoakContext): Promise<void>;
 }
