@@ -54,6 +54,9 @@ export class Hub {
     onCutOff: (): void => {
       this.counters.slowClientsCutOff++;
     },
+    onFault: (client: Client, error: unknown): void => {
+      this.#options.onFault(error, client);
+    },
     onSent: (frames: number, bytes: number): void => {
       this.counters.framesSent += frames;
       this.counters.bytesSent += bytes;
@@ -218,9 +221,7 @@ export class Hub {
       client.receive(batch);
     } catch (error) {
       // Its connection closes, and `close` makes it leave its channel as usual.
-      client.markClosed();
-      client.res.destroy();
-      this.#options.onFault(error, client);
+      client.fail(error);
     }
   }
 

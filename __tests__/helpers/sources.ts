@@ -78,10 +78,11 @@ export class LaggingSource implements RunEventSource {
  * next to the store's own envelopes, and `states` overriding what reads return for a run.
  */
 export class FaultySource implements RunEventSource {
-  readonly inner = new MemoryRunSource();
   readonly listeners = new Set<(envelope: Envelope) => void>();
   /** States returned instead of the store's, by run id (a value JSON cannot carry, say). */
   readonly states = new Map<string, unknown>();
+
+  constructor(readonly inner = new MemoryRunSource()) {}
 
   getRun(runId: string): RunState | undefined {
     return (this.states.get(runId) as RunState | undefined) ?? this.inner.getRun(runId);
