@@ -91,11 +91,17 @@ export class FaultySource implements RunEventSource {
     const overridden = [...this.states.values()] as RunState[];
     return [...this.inner.listRuns().filter((state) => !this.states.has(state.id)), ...overridden];
   }
+  /** While set, snapshots are read (and answered) only once it resolves. */
+  snapshotGate: Promise<void> | undefined;
+
   snapshot(runId?: string) {
-    const snapshot = this.inner.snapshot(runId);
-    if (runId === undefined) return { states: this.listRuns(), cursor: snapshot?.cursor };
-    const state = this.getRun(runId);
-    return state === undefined ? undefined : { states: [state], cursor: snapshot?.cursor };
+    const read = () => {
+      const snapshot = this.inner.snapshot(runId);
+      if (runId === undefined) return { states: this.listRuns(), cursor: snapshot?.cursor };
+      const state = this.getRun(runId);
+      return state === undefined ? undefined : { states: [state], cursor: snapshot?.cursor };
+    };
+    return this.snapshotGate === undefined ? read() : this.snapshotGate.then(read);
   }
   getCompletion(runId: string) {
     return this.inner.getCompletion(runId);

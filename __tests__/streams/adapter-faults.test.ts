@@ -86,6 +86,35 @@ describe("faults in adapter code", () => {
     expect(String(delivery[0]?.error)).toContain("cannot parse envelope id x1");
   });
 
+  it("a compareIds that throws while a client starts drops that client only, reported as a delivery fault", async () => {
+    const settled = await open("/api/runs/r/stream");
+    source.inner.recordEvent("r", { type: "unit.started" });
+    await settled.frameCount(2);
+    let release: () => void = () => {};
+    source.snapshotGate = new Promise((resolve) => {
+      release = resolve;
+    });
+    const opening = SseStream.open(`${t.url}/api/runs/r/stream`);
+    await eventually(() => t.router.clientCount("r") === 2, "the second client to be connecting");
+    // Queued for the connecting client, compared with its snapshot's cursor once that is read.
+    source.emit({ type: "event", runId: "r", id: "x1", data: { type: "unit.started", run_id: "r", ts: ts() } });
+    await settled.frameCount(3);
+    release();
+    const starting = await opening;
+    streams.push(starting);
+    await starting.end();
+    expect(starting.of("event")).toEqual([]);
+    expect(errors).toEqual([
+      {
+        error: expect.objectContaining({ message: "cannot parse envelope id x1" }),
+        context: { phase: "delivery", runId: "r" },
+      },
+    ]);
+    await eventually(() => t.router.clientCount() === 1, "the failed client to leave");
+    source.inner.recordEvent("r", { type: "unit.finished" });
+    await settled.frameCount(4);
+  });
+
   it("an envelope whose data cannot be serialized is reported, counted and skipped, without throwing into the source", async () => {
     const run = await open("/api/runs/r/stream");
     const global = await open("/api/stream");
