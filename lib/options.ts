@@ -31,7 +31,8 @@ export interface SseRouterOptions {
    * (`getRun`, `snapshot`, `listRuns`, `replay`, `getCompletion`) may take together, in ms.
    * Past it the request gets 503 `unavailable` with `Retry-After`, its `maxClients` slot is
    * freed, and `onError` is told (phase `authorize` or `source`); a late answer is ignored.
-   * `Infinity` waits as long as it takes.
+   * Each further page of a resume (`readLog`) gets as long: one that hangs ends that stream
+   * (phase `replay`) and the client resumes. `Infinity` waits as long as it takes.
    * @default 10000
    */
   sourceTimeoutMs?: number;

@@ -8,7 +8,7 @@ import { type ErrorContext, type ResolvedOptions, resolveOptions, type SseRouter
 import { awaitTurn } from "./pipelining";
 import { describeIssues, type Envelope, EnvelopeSchema, EVENT_TYPE_PATTERN, isValidRunId } from "./schema";
 import { compareEnvelopeIds, type LiveGap, type RunEventSource } from "./source";
-import { type StartContext, type StartRequest, type StreamStart, startGlobal, startRun } from "./start";
+import { type LogReader, type StartContext, type StartRequest, type StreamStart, startGlobal, startRun } from "./start";
 import { type Settled, settleWithin } from "./timeout";
 import { nextTurn } from "./turns";
 
@@ -306,13 +306,28 @@ class Streams {
       return;
     }
     await this.hub.connect(client);
+    const { plan } = start;
     try {
-      await client.start(start.plan);
+      await client.start(plan.log === undefined ? plan : { ...plan, log: this.timedLog(plan.log) });
     } catch (error) {
       // A source read failing after the head went out: the client reconnects and resumes.
       this.report(error, { phase: "replay", runId: runId ?? undefined });
       res.destroy();
     }
+  }
+
+  /**
+   * A log reader whose every read must answer within `sourceTimeoutMs`: the pages of a resume
+   * are read after the head went out, so a read that hangs fails the stream (reported, the
+   * client reconnects and resumes) rather than holding it for ever.
+   */
+  timedLog(read: LogReader): LogReader {
+    const ms = this.options.sourceTimeoutMs;
+    return async (after) => {
+      const page = await settleWithin(read(after), ms);
+      if (!page.timedOut) return page.value;
+      throw new RuncastError("unavailable", `the source did not answer a log read within ${ms} ms (sourceTimeoutMs)`);
+    };
   }
 
   /** `Retry-After` of a 503: `retryMs` in whole seconds, at least 1. */

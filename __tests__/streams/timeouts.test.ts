@@ -2,6 +2,7 @@ import request from "supertest";
 import {
   type Envelope,
   type ErrorContext,
+  type LogQuery,
   MemoryRunSource,
   RuncastError,
   type RunEventSource,
@@ -12,7 +13,7 @@ import {
 import { eventually, serve, type TestServer } from "../helpers/server";
 import { SseStream } from "../helpers/sse";
 
-type Read = "getRun" | "listRuns" | "snapshot" | "replay" | "getCompletion";
+type Read = "getRun" | "listRuns" | "snapshot" | "replay" | "getCompletion" | "readLog";
 
 /** A promise the test settles itself: the answer of a read that hangs until then. */
 class Pending<T> {
@@ -29,30 +30,43 @@ class HangingSource implements RunEventSource {
   readonly inner = new MemoryRunSource();
   readonly hung = new Set<Read>();
   readonly pending: Pending<unknown>[] = [];
+  /** With `readLog` hung: how many log reads still answer before the rest hang. */
+  logReadsAnswered = 0;
 
-  #answer<T>(read: Read, value: () => T): T | Promise<T> {
+  protected answer<T>(read: Read, value: () => T): T | Promise<T> {
     if (!this.hung.has(read)) return value();
     const pending = new Pending<T>();
     this.pending.push(pending as Pending<unknown>);
     return pending.promise;
   }
   getRun(runId: string) {
-    return this.#answer("getRun", () => this.inner.getRun(runId));
+    return this.answer("getRun", () => this.inner.getRun(runId));
   }
   listRuns() {
-    return this.#answer("listRuns", (): RunState[] => this.inner.listRuns());
+    return this.answer("listRuns", (): RunState[] => this.inner.listRuns());
   }
   snapshot(runId?: string) {
-    return this.#answer("snapshot", (): RunSnapshot | undefined => this.inner.snapshot(runId));
+    return this.answer("snapshot", (): RunSnapshot | undefined => this.inner.snapshot(runId));
   }
   replay(afterId: string, runId?: string) {
-    return this.#answer("replay", () => this.inner.replay(afterId, runId));
+    return this.answer("replay", () => this.inner.replay(afterId, runId));
   }
   getCompletion(runId: string) {
-    return this.#answer("getCompletion", () => this.inner.getCompletion(runId));
+    return this.answer("getCompletion", () => this.inner.getCompletion(runId));
   }
   subscribe(listener: (envelope: Envelope) => void) {
     return this.inner.subscribe(listener);
+  }
+}
+
+/** The same, with the paged log reads (`readLog`) resumes use when a source has them. */
+class HangingLogSource extends HangingSource {
+  readLog(query: LogQuery) {
+    if (this.logReadsAnswered > 0) {
+      this.logReadsAnswered--;
+      return this.inner.readLog(query);
+    }
+    return this.answer("readLog", () => this.inner.readLog(query));
   }
 }
 
@@ -64,8 +78,9 @@ describe("sourceTimeoutMs", () => {
   let errors: { error: unknown; context: ErrorContext }[];
   let authorize: (() => Promise<boolean>) | undefined;
 
-  beforeEach(async () => {
-    source = new HangingSource();
+  /** Serves `hanging` (with runs `r`, active, and `done`, finished) behind a fresh router. */
+  async function setUp(hanging: HangingSource): Promise<void> {
+    source = hanging;
     source.inner.createRun({ id: "r" });
     source.inner.createRun({ id: "done" });
     source.inner.completeRun("done", { status: "completed" });
@@ -79,7 +94,9 @@ describe("sourceTimeoutMs", () => {
       authorize: () => authorize?.() ?? true,
       onError: (error, context) => errors.push({ error, context }),
     });
-  });
+  }
+
+  beforeEach(() => setUp(new HangingSource()));
   afterEach(() => t.close());
 
   /** Expects the 503 of a timeout, its report, and a free slot afterwards. */
@@ -106,15 +123,21 @@ describe("sourceTimeoutMs", () => {
     stream.close();
   }
 
-  it.each<[string, Read, string, "resume" | "fresh"]>([
-    ["a run's snapshot", "snapshot", "/api/runs/r/stream", "fresh"],
-    ["a global snapshot", "snapshot", "/api/stream", "fresh"],
-    ["getRun on a resume", "getRun", "/api/runs/r/stream", "resume"],
-    ["replay on a resume", "replay", "/api/stream", "resume"],
-    ["getCompletion of a finished run", "getCompletion", "/api/runs/done/stream", "fresh"],
+  it.each<[string, Read, string, "resume" | "fresh", boolean]>([
+    ["a run's snapshot", "snapshot", "/api/runs/r/stream", "fresh", false],
+    ["a global snapshot", "snapshot", "/api/stream", "fresh", false],
+    ["getRun on a resume", "getRun", "/api/runs/r/stream", "resume", false],
+    ["replay on a resume", "replay", "/api/stream", "resume", false],
+    ["getCompletion of a finished run", "getCompletion", "/api/runs/done/stream", "fresh", false],
+    ["readLog on a resume", "readLog", "/api/runs/r/stream", "resume", true],
+    ["readLog on a global resume", "readLog", "/api/stream", "resume", true],
   ])(
     "%s that never answers: 503 unavailable with Retry-After, reported, and the slot freed",
-    async (_what, read, path, how) => {
+    async (_what, read, path, how, paged) => {
+      if (paged) {
+        await t.close();
+        await setUp(new HangingLogSource());
+      }
       source.hung.add(read);
       const headers: Record<string, string> =
         how === "resume" ? { "Last-Event-ID": source.inner.lastId as string } : {};
@@ -123,6 +146,32 @@ describe("sourceTimeoutMs", () => {
       await expectServedAfter();
     },
   );
+
+  it("a log page that never answers while a resume is written ends that stream, reported; the client can resume", async () => {
+    await t.close();
+    await setUp(new HangingLogSource());
+    for (let n = 0; n < 60; n++) source.inner.recordEvent("r", { type: "unit.progress", n });
+    const first = source.inner.readLog({ runId: "r", limit: 1 });
+    const after = first !== undefined && "envelopes" in first ? (first.envelopes[0]?.id as string) : "";
+    // The first page (read before the head) answers; the next one, read while the stream is written, hangs.
+    source.hung.add("readLog");
+    source.logReadsAnswered = 1;
+    const resuming = await SseStream.open(`${t.url}/api/runs/r/stream`, { "Last-Event-ID": after });
+    expect(resuming.status).toBe(200);
+    await resuming.end();
+    expect(resuming.of("event").length).toBeGreaterThan(0);
+    expect(resuming.of("event").length).toBeLessThan(60);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]?.context).toMatchObject({ phase: "replay", runId: "r" });
+    expect(String(errors[0]?.error)).toContain(`within ${TIMEOUT_MS} ms`);
+    await eventually(() => t.router.clientCount() === 0, "the stalled client to leave");
+    source.hung.clear();
+    const resumed = await SseStream.open(`${t.url}/api/runs/r/stream`, {
+      "Last-Event-ID": resuming.frames.at(-1)?.id as string,
+    });
+    await resumed.until(() => resumed.of("event").length + resuming.of("event").length === 59, "the rest of the log");
+    resumed.close();
+  });
 
   it("a source that answers after the timeout changes nothing, and a late failure is no unhandled rejection", async () => {
     const unhandled: unknown[] = [];
