@@ -10,7 +10,8 @@ const transform: Config["transform"] = {
 /** runcast/react imports runcast/client by name (so the package ships one copy of it): map it to the source. */
 const selfReferences = { "^runcast/client$": "<rootDir>/lib/client/index.ts" };
 
-const base: Config = {
+/** What every jest project here shares (the slow lane's config too). */
+export const base: Config = {
   testEnvironment: "node",
   moduleNameMapper: selfReferences,
   transform,

@@ -19,6 +19,11 @@ export interface HubOptions {
   compareIds: (a: string, b: string) => number;
   /** Response headers of every stream. */
   headers: Record<string, string>;
+  /**
+   * Told when delivering frames to one client threw (adapter code it runs, such as a custom
+   * `compareIds`): that client has been disconnected, every other one is still served.
+   */
+  onFault: (error: unknown, client: Client) => void;
 }
 
 /** A run's channel, or the global one (`runId` null): a better-sse channel of live sessions plus the clients still connecting. */
@@ -48,6 +53,9 @@ export class Hub {
   readonly #hooks = {
     onCutOff: (): void => {
       this.counters.slowClientsCutOff++;
+    },
+    onFault: (client: Client, error: unknown): void => {
+      this.#options.onFault(error, client);
     },
     onSent: (frames: number, bytes: number): void => {
       this.counters.framesSent += frames;
@@ -218,8 +226,18 @@ export class Hub {
         httpChunk: Buffer.from(httpChunk(chunk, bytes)),
         ends: channel.runId !== null && frames.some((f) => f.type === "complete" && f.runId === channel.runId),
       };
-      for (const client of channel.connecting) client.receive(batch);
-      for (const session of channel.sse.activeSessions) session.state.client.receive(batch);
+      for (const client of channel.connecting) this.#deliver(client, batch);
+      for (const session of channel.sse.activeSessions) this.#deliver(session.state.client, batch);
+    }
+  }
+
+  /** Hands one client its batch; if that throws, only this client is lost. */
+  #deliver(client: Client, batch: FrameBatch): void {
+    try {
+      client.receive(batch);
+    } catch (error) {
+      // Its connection closes, and `close` makes it leave its channel as usual.
+      client.fail(error);
     }
   }
 

@@ -1,8 +1,9 @@
 import type { Request } from "express";
 import { RuncastError } from "./errors";
+import { MAX_TIMER_MS } from "./timeout";
 
 /** Where a problem reported to `onError` happened. */
-export type ErrorPhase = "envelope" | "replay" | "snapshot" | "source" | "authorize" | "gap" | "close";
+export type ErrorPhase = "envelope" | "replay" | "snapshot" | "source" | "authorize" | "gap" | "close" | "delivery";
 
 /** What `onError` is told besides the error itself. */
 export interface ErrorContext {
@@ -30,14 +31,25 @@ export interface SseRouterOptions {
   /** Most clients, both streams together; more are refused with 503 `too_many_clients`. @default Infinity */
   maxClients?: number;
   /**
+   * How long `authorize` may take, and then how long the source reads that start a stream
+   * (`getRun`, `snapshot`, `listRuns`, `replay`, `getCompletion`) may take together, in ms.
+   * Past it the request gets 503 `unavailable` with `Retry-After`, its `maxClients` slot is
+   * freed, and `onError` is told (phase `authorize` or `source`); a late answer is ignored.
+   * Each further page of a resume (`readLog`) gets as long: one that hangs ends that stream
+   * (phase `replay`) and the client resumes. `Infinity` waits as long as it takes.
+   * @default 10000
+   */
+  sourceTimeoutMs?: number;
+  /**
    * Decides whether a request may open a stream: `runId` is the run, or `null` for the global
    * stream. Answer (or resolve) `false` to refuse with 403 `forbidden`; a throw is a 500.
    */
   authorize?: (req: Request, runId: string | null) => boolean | Promise<boolean>;
   /**
    * Told of every problem that is not the client's: invalid envelopes (which are dropped),
-   * source failures, `authorize` throwing, a source's word that live delivery lost
-   * continuity (`gap`: the streams concerned were ended so their clients resume), and a
+   * source failures, `authorize` throwing, a source's word that live delivery lost continuity
+   * (`gap`: the streams concerned were ended so their clients resume), adapter code throwing
+   * while frames are delivered (`delivery`: the one client concerned is disconnected), and a
    * stream that failed to end on `close()` (`close`). Defaults to `console.error`.
    */
   onError?: (error: unknown, context: ErrorContext) => void;
@@ -53,6 +65,7 @@ export const DEFAULTS = {
   retryMs: 3_000,
   maxBufferedBytes: 1024 * 1024,
   maxClients: Number.POSITIVE_INFINITY,
+  sourceTimeoutMs: 10_000,
 } as const;
 
 /** An option that must be a positive integer (or, with `allowInfinity`, `Infinity`), else `invalid_option`. */
@@ -69,6 +82,15 @@ export function positiveInteger(
     (Number.isSafeInteger(value) || (allowInfinity && value === Number.POSITIVE_INFINITY));
   if (!ok) throw new RuncastError("invalid_option", `${name} must be a positive integer, got ${String(value)}`);
   return value;
+}
+
+/** A delay for a timer: a positive integer up to what a Node timer can wait, or `Infinity` for none. */
+function timerDelay(name: string, value: number | undefined, fallback: number): number {
+  const delay = positiveInteger(name, value, fallback, true);
+  if (delay !== Number.POSITIVE_INFINITY && delay > MAX_TIMER_MS) {
+    throw new RuncastError("invalid_option", `${name} must be at most ${MAX_TIMER_MS} (or Infinity), got ${delay}`);
+  }
+  return delay;
 }
 
 /** Checks options once, when the router is created, and applies defaults. */
@@ -93,6 +115,7 @@ export function resolveOptions(options: SseRouterOptions = {}): ResolvedOptions 
     retryMs: positiveInteger("retryMs", options.retryMs, DEFAULTS.retryMs),
     maxBufferedBytes: positiveInteger("maxBufferedBytes", options.maxBufferedBytes, DEFAULTS.maxBufferedBytes),
     maxClients: positiveInteger("maxClients", options.maxClients, DEFAULTS.maxClients, true),
+    sourceTimeoutMs: timerDelay("sourceTimeoutMs", options.sourceTimeoutMs, DEFAULTS.sourceTimeoutMs),
     authorize: options.authorize,
     onError: options.onError ?? ((error, context) => console.error("runcast:", context, error)),
   };

@@ -5,9 +5,11 @@ import { FrameCache } from "./frame-cache";
 import { envelopeFrame, type Frame } from "./frames";
 import { Hub } from "./hub";
 import { type ErrorContext, type ResolvedOptions, resolveOptions, type SseRouterOptions } from "./options";
+import { awaitTurn } from "./pipelining";
 import { describeIssues, type Envelope, EnvelopeSchema, EVENT_TYPE_PATTERN, isValidRunId } from "./schema";
 import { compareEnvelopeIds, type LiveGap, type RunEventSource } from "./source";
-import { type StartContext, type StartRequest, type StreamStart, startGlobal, startRun } from "./start";
+import { type LogReader, type StartContext, type StartRequest, type StreamStart, startGlobal, startRun } from "./start";
+import { type Settled, settleWithin } from "./timeout";
 import { nextTurn } from "./turns";
 
 /** Counters of a router, since it was created. */
@@ -117,6 +119,16 @@ function parseFrom(query: URLSearchParams, runId: string | null): boolean | stri
   return true;
 }
 
+/** The run an envelope names, for reports; never throws, whatever the value. */
+function runIdOf(envelope: unknown): string | undefined {
+  try {
+    const runId = (envelope as { runId?: unknown } | null)?.runId;
+    return typeof runId === "string" ? runId : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Everything one `sseRouter` owns. */
 class Streams {
   readonly options: ResolvedOptions;
@@ -140,6 +152,7 @@ class Streams {
       maxBufferedBytes: options.maxBufferedBytes,
       compareIds,
       headers: STREAM_HEADERS,
+      onFault: (error, client) => this.report(error, { phase: "delivery", runId: client.runId ?? undefined }),
     });
     this.ctx = { source, frames: this.frames, reject: (error, context) => this.reject(error, context) };
     this.#unsubscribe = source.subscribe(
@@ -175,43 +188,46 @@ class Streams {
     }
   }
 
-  /** A live envelope from the source: validated, then fanned out; an invalid one is dropped and reported. */
+  /**
+   * A live envelope from the source: validated and serialized, then fanned out. An invalid one
+   * is dropped, counted and reported; nothing is thrown back into the source's emit call.
+   */
   accept(envelope: unknown): void {
     if (this.closed) return;
-    const parsed = EnvelopeSchema.safeParse(envelope);
-    if (!parsed.success) {
-      const runId =
-        typeof envelope === "object" && envelope !== null && "runId" in envelope ? String(envelope.runId) : undefined;
-      this.reject(
-        new RuncastError("invalid_envelope", `invalid envelope from the source: ${describeIssues(parsed.error)}`),
-        {
-          phase: "envelope",
-          runId,
-          envelope,
-        },
-      );
+    let frame: Frame;
+    try {
+      frame = this.frame(envelope, "invalid envelope from the source");
+    } catch (error) {
+      this.reject(error, { phase: "envelope", runId: runIdOf(envelope), envelope });
       return;
     }
-    this.hub.publish(this.frameOf(parsed.data));
+    this.hub.publish(frame);
   }
 
-  /** A validated envelope's frame, kept for the replays that will want it. */
-  frameOf(envelope: Envelope): Frame {
-    const frame = envelopeFrame(envelope);
-    this.frames.set(frame);
-    return frame;
-  }
-
-  /** Validates an envelope handed to `broadcast`/`broadcastAll`. */
-  parse(envelope: unknown): Envelope {
-    const parsed = EnvelopeSchema.safeParse(envelope);
-    if (!parsed.success)
-      throw new RuncastError("invalid_envelope", `invalid envelope: ${describeIssues(parsed.error)}`);
-    return parsed.data;
+  /**
+   * Validates an envelope and renders its frame; throws `invalid_envelope`, also when its data
+   * throws while being read or serialized (a `toJSON` of the adapter's own, say).
+   */
+  frame(envelope: unknown, what = "invalid envelope"): Frame {
+    try {
+      const parsed = EnvelopeSchema.safeParse(envelope);
+      if (!parsed.success) throw new RuncastError("invalid_envelope", `${what}: ${describeIssues(parsed.error)}`);
+      const frame = envelopeFrame(parsed.data);
+      // Kept for the replays that will want it.
+      this.frames.set(frame);
+      return frame;
+    } catch (error) {
+      if (error instanceof RuncastError) throw error;
+      throw new RuncastError("invalid_envelope", `${what}: it could not be serialized: ${String(error)}`, {
+        cause: error,
+      });
+    }
   }
 
   /** Serves one stream request: the checks (400, 403, 503, 404 in that order), then the stream. */
   async serve(req: Request, res: Response, runId: string | null, search: string): Promise<void> {
+    // A request pipelined behind another is answered in its turn; its connection may close first.
+    if (!(await awaitTurn(req, res))) return;
     const query = new URLSearchParams(search);
     if (runId !== null && !isValidRunId(runId)) {
       sendError(
@@ -233,15 +249,19 @@ class Streams {
       return;
     }
     if (this.options.authorize !== undefined) {
-      let allowed: boolean;
+      let allowed: Settled<boolean>;
       try {
-        allowed = await this.options.authorize(req, runId);
+        allowed = await settleWithin(this.options.authorize(req, runId), this.options.sourceTimeoutMs);
       } catch (error) {
         this.report(error, { phase: "authorize", runId: runId ?? undefined });
         sendError(res, 500, "internal_error", "the stream could not be opened");
         return;
       }
-      if (allowed !== true) {
+      if (allowed.timedOut) {
+        this.timedOut(res, "authorize", runId);
+        return;
+      }
+      if (allowed.value !== true) {
         sendError(res, 403, "forbidden", "not allowed to watch this stream");
         return;
       }
@@ -251,26 +271,30 @@ class Streams {
       return;
     }
     if (this.hub.clientCount() >= this.options.maxClients) {
-      const retryAfter = String(Math.max(1, Math.ceil(this.options.retryMs / 1000)));
-      sendError(res, 503, "too_many_clients", "too many clients are connected; retry later", {
-        "Retry-After": retryAfter,
-      });
+      sendError(res, 503, "too_many_clients", "too many clients are connected; retry later", this.retryAfter());
       return;
     }
     if (res.destroyed) return;
 
     const client = this.hub.open(res, runId, types);
     const request: StartRequest = { lastEventId: lastEventIdOf(req, query), fromStart };
-    let start: StreamStart;
+    let started: Settled<StreamStart>;
     try {
       // Many connects arrive in one turn (a reconnect storm): each one's source reads wait their turn.
       await nextTurn();
-      start = runId === null ? await startGlobal(this.ctx, request) : await startRun(this.ctx, runId, request);
+      const starting = runId === null ? startGlobal(this.ctx, request) : startRun(this.ctx, runId, request);
+      started = await settleWithin(starting, this.options.sourceTimeoutMs);
     } catch (error) {
       this.report(error, { phase: "source", runId: runId ?? undefined });
       sendError(res, 500, "internal_error", "the stream could not be opened");
       return;
     }
+    if (started.timedOut) {
+      // Answering ends the response, and with it the client's place in the hub.
+      this.timedOut(res, "source", runId);
+      return;
+    }
+    const start = started.value;
     if (client.closed) {
       if (!res.destroyed) sendError(res, 503, "unavailable", "the stream server is shutting down");
       return;
@@ -285,13 +309,45 @@ class Streams {
       return;
     }
     await this.hub.connect(client);
+    const { plan } = start;
     try {
-      await client.start(start.plan);
+      await client.start(plan.log === undefined ? plan : { ...plan, log: this.timedLog(plan.log) });
     } catch (error) {
       // A source read failing after the head went out: the client reconnects and resumes.
       this.report(error, { phase: "replay", runId: runId ?? undefined });
       res.destroy();
     }
+  }
+
+  /**
+   * A log reader whose every read must answer within `sourceTimeoutMs`: the pages of a resume
+   * are read after the head went out, so a read that hangs fails the stream (reported, the
+   * client reconnects and resumes) rather than holding it for ever.
+   */
+  timedLog(read: LogReader): LogReader {
+    const ms = this.options.sourceTimeoutMs;
+    return async (after) => {
+      const page = await settleWithin(read(after), ms);
+      if (!page.timedOut) return page.value;
+      throw new RuncastError("unavailable", `the source did not answer a log read within ${ms} ms (sourceTimeoutMs)`);
+    };
+  }
+
+  /** `Retry-After` of a 503: `retryMs` in whole seconds, at least 1. */
+  retryAfter(): Record<string, string> {
+    return { "Retry-After": String(Math.max(1, Math.ceil(this.options.retryMs / 1000))) };
+  }
+
+  /** `authorize` or the source did not answer within `sourceTimeoutMs`: 503 for the client, the cause to `onError`. */
+  timedOut(res: Response, phase: "authorize" | "source", runId: string | null): void {
+    const what = phase === "authorize" ? "authorize" : "the source";
+    const ms = this.options.sourceTimeoutMs;
+    this.report(new RuncastError("unavailable", `${what} did not answer within ${ms} ms (sourceTimeoutMs)`), {
+      phase,
+      runId: runId ?? undefined,
+    });
+    if (!res.destroyed)
+      sendError(res, 503, "unavailable", "the stream server could not answer in time; retry later", this.retryAfter());
   }
 
   async close(): Promise<void> {
@@ -368,8 +424,8 @@ export function sseRouter(source: RunEventSource, options?: SseRouterOptions): S
     runs,
     global,
     clientCount: (runId?: string) => streams.hub.clientCount(runId),
-    broadcast: (envelope: Envelope) => streams.hub.publish(envelopeFrame(streams.parse(envelope))),
-    broadcastAll: (envelope: Envelope) => streams.hub.publishAll(envelopeFrame(streams.parse(envelope))),
+    broadcast: (envelope: Envelope) => streams.hub.publish(streams.frame(envelope)),
+    broadcastAll: (envelope: Envelope) => streams.hub.publishAll(streams.frame(envelope)),
     stats: (): SseRouterStats => ({
       clients: streams.hub.clientCount(),
       ...streams.hub.counters,

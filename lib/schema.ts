@@ -1,4 +1,5 @@
 import * as z from "zod";
+import { jsonDataProblem } from "./json-data";
 
 /** Run ids: 1 to 128 characters of `[A-Za-z0-9._:-]`. Enforced everywhere a run id enters runcast. */
 export const RUN_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -73,6 +74,21 @@ export const RunEventSchema = z.looseObject({
   ts: z.iso.datetime({ offset: true }),
 });
 
+/**
+ * A run state that can go on the wire: {@link RunStateSchema}, and JSON data throughout (no
+ * BigInt, cycle, function, `NaN`...; see `json-data.ts`). What runcast checks a source's
+ * snapshot states with. Kept apart from the exported schema, whose users may `.pick()` or
+ * `.extend()` it (zod refuses to pick from a refined object schema).
+ */
+export const WireRunStateSchema = RunStateSchema.superRefine((state, ctx) => addJsonIssue(state, ctx, []));
+
+/** Adds an issue where `value` stops being JSON data (see `json-data.ts`). */
+function addJsonIssue(value: unknown, ctx: z.RefinementCtx, path: (string | number)[]): void {
+  const problem = jsonDataProblem(value);
+  if (problem !== undefined)
+    ctx.addIssue({ code: "custom", path: [...path, ...problem.path], message: problem.reason });
+}
+
 /** A run's state (see {@link RunStateSchema}). */
 export type RunState = z.infer<typeof RunStateSchema>;
 /** A run event (see {@link RunEventSchema}). */
@@ -87,7 +103,8 @@ const envelopeBase = {
  * What a source announces and a client receives: an `event`, a progress `state`, or the
  * run's final `complete`. `data.run_id` (events) or `data.id` (states) must name `runId`;
  * a `state` envelope never carries a terminal status (a run ends with `complete`, whose
- * status is always terminal).
+ * status is always terminal); `data` is JSON data throughout (no BigInt, cycle, function,
+ * symbol, `NaN` or `Infinity`, `Map` or `Set`, or `toJSON` that throws).
  */
 export const EnvelopeSchema = z
   .discriminatedUnion("type", [
@@ -104,6 +121,7 @@ export const EnvelopeSchema = z
         message: `data names run ${JSON.stringify(named)} but the envelope is for run ${JSON.stringify(envelope.runId)}`,
       });
     }
+    addJsonIssue(envelope.data, ctx, ["data"]);
     if (envelope.type === "state" && isTerminalStatus(envelope.data.status)) {
       ctx.addIssue({
         code: "custom",

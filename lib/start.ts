@@ -8,7 +8,7 @@ import {
   EnvelopeSchema,
   isTerminalStatus,
   type RunState,
-  RunStateSchema,
+  WireRunStateSchema,
 } from "./schema";
 import type { LogGap, LogPage, ResyncReason, RunEventSource, RunSnapshot } from "./source";
 
@@ -178,7 +178,7 @@ function fromLog(ctx: StartContext, runId: string | undefined, first: LogRead, a
 }
 
 function validState(ctx: StartContext, candidate: unknown, runId: string | undefined): RunState | undefined {
-  const parsed = RunStateSchema.safeParse(candidate);
+  const parsed = WireRunStateSchema.safeParse(candidate);
   if (parsed.success && (runId === undefined || parsed.data.id === runId)) return parsed.data;
   const message = parsed.success
     ? `snapshot of run ${runId} gave the state of run ${parsed.data.id}`

@@ -18,6 +18,11 @@ export interface ClientSessionState {
 export interface ClientHooks {
   /** The client's backlog passed the limit and it was disconnected. */
   onCutOff(client: Client): void;
+  /**
+   * Adapter code run for this client threw (a custom `compareIds`); the client has been
+   * disconnected, and nothing else is affected.
+   */
+  onFault(client: Client, error: unknown): void;
   /** Frames and bytes were handed to the socket. */
   onSent(frames: number, bytes: number): void;
   /** The client stopped queueing: from now on its channel writes to it directly. */
@@ -277,7 +282,8 @@ export class Client {
   shutdown(): Promise<void> {
     this.closed = true;
     this.#queue = null;
-    if (!this.res.headersSent || this.res.destroyed) return Promise.resolve();
+    // Without a socket (finished, or never given one) no `close` is coming: nothing to wait for.
+    if (!this.res.headersSent || this.res.destroyed || this.res.socket === null) return Promise.resolve();
     const done = new Promise<void>((resolve) => this.res.once("close", () => resolve()));
     if (this.backlog > 0) {
       this.res.destroy();
@@ -303,6 +309,14 @@ export class Client {
     this.res.destroy();
   }
 
+  /** Disconnects a client that adapter code failed for (see `ClientHooks.onFault`). */
+  fail(error: unknown): void {
+    if (this.closed) return;
+    this.markClosed();
+    this.res.destroy();
+    this.#options.hooks.onFault(this, error);
+  }
+
   /** Marks the client gone (its socket closed). */
   markClosed(): void {
     this.closed = true;
@@ -320,7 +334,15 @@ export class Client {
     let count = 0;
     for (const frame of frames) {
       if (this.#skipThrough !== undefined && frame.id !== undefined) {
-        if (this.#options.compareIds(frame.id, this.#skipThrough) <= 0) continue;
+        let order: number;
+        try {
+          order = this.#options.compareIds(frame.id, this.#skipThrough);
+        } catch (error) {
+          // The adapter's own code, which may throw on an id it cannot parse: this client only is lost.
+          this.fail(error);
+          return;
+        }
+        if (order <= 0) continue;
         this.#skipThrough = undefined;
       }
       if (this.types !== null && frame.type === "event" && !this.types.has(frame.eventType ?? "")) continue;

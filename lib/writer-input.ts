@@ -6,6 +6,7 @@
  * active, since an unknown or finished run is reported before a bad input.
  */
 import { RuncastError } from "./errors";
+import { copyJsonData, describeJsonProblem } from "./json-data";
 import {
   describeIssues,
   isTerminalStatus,
@@ -46,17 +47,28 @@ export function runIdProblem(id: unknown): RuncastError | undefined {
   );
 }
 
-/** A whole run state, validated; its status must be terminal exactly when `terminal` is. */
+/**
+ * A whole run state, validated; its status must be terminal exactly when `terminal` is.
+ * Returned as a JSON copy (see {@link copyJsonData}): a value JSON cannot carry is refused,
+ * and what the source keeps shares nothing the daemon could change afterwards.
+ */
 export function parseState(candidate: unknown, terminal: boolean): RunState | RuncastError {
   const parsed = RunStateSchema.safeParse(candidate);
   if (!parsed.success) return new RuncastError("invalid_state", `invalid run state: ${describeIssues(parsed.error)}`);
   if (isTerminalStatus(parsed.data.status) !== terminal) {
     return new RuncastError("invalid_state", `unexpected status "${parsed.data.status}"`);
   }
-  return parsed.data;
+  const copied = copyJsonData(parsed.data);
+  if ("reason" in copied) {
+    return new RuncastError("invalid_state", `invalid run state: ${describeJsonProblem(copied, "state")}`);
+  }
+  return copied.value;
 }
 
-/** An event recorded for `runId`, validated, with `run_id` and `ts` filled in when absent. */
+/**
+ * An event recorded for `runId`, validated, with `run_id` and `ts` filled in when absent;
+ * a JSON copy, like {@link parseState}'s.
+ */
 export function parseEvent(runId: string, event: EventInput): RunEvent | RuncastError {
   const parsed = RunEventSchema.safeParse({ ts: new Date().toISOString(), ...event, run_id: event?.run_id ?? runId });
   if (!parsed.success) {
@@ -65,7 +77,11 @@ export function parseEvent(runId: string, event: EventInput): RunEvent | Runcast
   if (parsed.data.run_id !== runId) {
     return new RuncastError("invalid_event", `event names run ${parsed.data.run_id} but was recorded for run ${runId}`);
   }
-  return parsed.data;
+  const copied = copyJsonData(parsed.data);
+  if ("reason" in copied) {
+    return new RuncastError("invalid_event", `invalid event for run ${runId}: ${describeJsonProblem(copied, "event")}`);
+  }
+  return copied.value;
 }
 
 /** What `updateRun` refuses before merging: a patch that changes the id or sets a terminal status. */

@@ -1,4 +1,4 @@
-import type { Envelope, RunEventSource, RunState } from "../../lib/index";
+import { type Envelope, MemoryRunSource, type RunEventSource, type RunState } from "../../lib/index";
 
 /**
  * A minimal adapter with only the required methods (no snapshot, replay, completion), whose
@@ -69,5 +69,62 @@ export class LaggingSource implements RunEventSource {
     return (async function* () {
       for (const envelope of found) yield await later(() => envelope, 1);
     })();
+  }
+}
+
+/**
+ * A host's own adapter over a MemoryRunSource, with the faults an adapter author can make:
+ * a `compareIds` that throws on ids it cannot parse, `emit` pushing any value to subscribers
+ * next to the store's own envelopes, and `states` overriding what reads return for a run.
+ */
+export class FaultySource implements RunEventSource {
+  readonly listeners = new Set<(envelope: Envelope) => void>();
+  /** States returned instead of the store's, by run id (a value JSON cannot carry, say). */
+  readonly states = new Map<string, unknown>();
+
+  constructor(readonly inner = new MemoryRunSource()) {}
+
+  getRun(runId: string): RunState | undefined {
+    return (this.states.get(runId) as RunState | undefined) ?? this.inner.getRun(runId);
+  }
+  listRuns(): RunState[] {
+    const overridden = [...this.states.values()] as RunState[];
+    return [...this.inner.listRuns().filter((state) => !this.states.has(state.id)), ...overridden];
+  }
+  /** While set, snapshots are read (and answered) only once it resolves. */
+  snapshotGate: Promise<void> | undefined;
+
+  snapshot(runId?: string) {
+    const read = () => {
+      const snapshot = this.inner.snapshot(runId);
+      if (runId === undefined) return { states: this.listRuns(), cursor: snapshot?.cursor };
+      const state = this.getRun(runId);
+      return state === undefined ? undefined : { states: [state], cursor: snapshot?.cursor };
+    };
+    return this.snapshotGate === undefined ? read() : this.snapshotGate.then(read);
+  }
+  getCompletion(runId: string) {
+    return this.inner.getCompletion(runId);
+  }
+  replay(afterId: string, runId?: string) {
+    return this.inner.replay(afterId, runId);
+  }
+  subscribe(listener: (envelope: Envelope) => void): () => void {
+    const off = this.inner.subscribe(listener);
+    this.listeners.add(listener);
+    return () => {
+      off();
+      this.listeners.delete(listener);
+    };
+  }
+  /** Pushes a value to subscribers as if it were an envelope. */
+  emit(value: unknown): void {
+    for (const listener of this.listeners) listener(value as Envelope);
+  }
+  /** Throws on any id that is not `<digits>-<digits>`, as a strict parser of its own ids would. */
+  compareIds(a: string, b: string): number {
+    for (const id of [a, b]) if (!/^\d+-\d+$/.test(id)) throw new Error(`cannot parse envelope id ${id}`);
+    const [x, y] = [a, b].map((id) => id.split("-").map(Number)) as [number[], number[]];
+    return (x[0] as number) - (y[0] as number) || (x[1] as number) - (y[1] as number);
   }
 }

@@ -54,6 +54,20 @@ function comparable(value: unknown): unknown {
 
 const TS = "2026-01-01T00:00:00.000Z";
 
+/** An object that contains itself: JSON cannot write it. */
+function cycle(): Record<string, unknown> {
+  const value: Record<string, unknown> = { name: "loop" };
+  value.self = { back: value };
+  return value;
+}
+
+/** An object whose `toJSON` throws, as a half-built value object's might. */
+const unwritable = {
+  toJSON(): never {
+    throw new Error("not ready");
+  },
+};
+
 /** Each writer call to compare, against a store holding an active run `active` and a finished run `done`. */
 const CALLS: [string, (w: Writer) => unknown][] = [
   ["createRun with a bad id", (w) => w.createRun({ id: "no spaces" })],
@@ -84,6 +98,24 @@ const CALLS: [string, (w: Writer) => unknown][] = [
   ["completeRun on a finished run", (w) => w.completeRun("done", { status: "completed" })],
   ["completeRun on an unknown run", (w) => w.completeRun("missing", { status: "failed" })],
   ["completeRun", (w) => w.completeRun("active", { status: "failed", completed_units: 3, reason: "timeout" })],
+  // Values JSON cannot carry: refused with the same code and message, nothing changed.
+  ["createRun with a BigInt", (w) => w.createRun({ id: "new", budget: 10n })],
+  ["createRun with a cycle", (w) => w.createRun({ id: "new", owner: cycle() })],
+  ["createRun of an existing run with a BigInt", (w) => w.createRun({ id: "active", budget: 10n })],
+  ["recordEvent with a BigInt", (w) => w.recordEvent("active", { type: "unit.started", bytes: [1, 2n] })],
+  ["recordEvent with a toJSON that throws", (w) => w.recordEvent("active", { type: "unit.started", at: unwritable })],
+  ["recordEvent with a symbol", (w) => w.recordEvent("active", { type: "unit.started", tag: Symbol("x") })],
+  ["recordEvent with a BigInt on a finished run", (w) => w.recordEvent("done", { type: "unit.started", n: 1n })],
+  ["updateRun with a nested BigInt", (w) => w.updateRun("active", { meta: { n: 5n } })],
+  ["updateRun with a cycle", (w) => w.updateRun("active", { meta: cycle() })],
+  ["updateRun with a function", (w) => w.updateRun("active", { callback: () => 1 })],
+  ["updateRun with NaN", (w) => w.updateRun("active", { ratio: Number.NaN })],
+  ["updateRun with Infinity", (w) => w.updateRun("active", { eta: [Number.POSITIVE_INFINITY] })],
+  ["updateRun with a Map", (w) => w.updateRun("active", { units: new Map([["a", 1]]) })],
+  ["updateRun with a BigInt on an unknown run", (w) => w.updateRun("missing", { n: 1n })],
+  ["updateRun with a Date", (w) => w.updateRun("active", { started_at: new Date(TS), nested: { at: new Date(TS) } })],
+  ["completeRun with a BigInt", (w) => w.completeRun("active", { status: "completed", cost: 1n })],
+  ["completeRun with a toJSON that throws", (w) => w.completeRun("active", { status: "failed", at: unwritable })],
 ];
 
 // Needs no Redis: the subpath split is about module loading.
@@ -172,6 +204,35 @@ describeRedis("RedisRunSource", () => {
     expect(comparable(await outcome(() => call(redis)))).toEqual(expected);
     // Whatever happened, both now hold the same states.
     for (const runId of ["active", "done", "new"]) expect(await redis.getRun(runId)).toEqual(memory.getRun(runId));
+  });
+
+  it("refuses values JSON cannot carry with invalid_state or invalid_event, and announces and changes nothing", async () => {
+    const refused: [(w: Writer) => unknown, string][] = [
+      [(w) => w.createRun({ id: "other", budget: 10n }), "invalid_state"],
+      [(w) => w.recordEvent("active", { type: "unit.started", n: 5n }), "invalid_event"],
+      [(w) => w.recordEvent("active", { type: "unit.started", at: unwritable }), "invalid_event"],
+      [(w) => w.updateRun("active", { meta: { n: 5n } }), "invalid_state"],
+      [(w) => w.updateRun("active", { meta: cycle() }), "invalid_state"],
+      [(w) => w.updateRun("active", { ratio: Number.NaN }), "invalid_state"],
+      [(w) => w.completeRun("active", { status: "completed", at: unwritable }), "invalid_state"],
+    ];
+    for (const writer of [new MemoryRunSource(), source()]) {
+      await writer.createRun({ id: "active", total_units: 2 });
+      const before = await writer.getRun("active");
+      const seen = new Collector<Envelope>();
+      const unsubscribe = writer.subscribe(seen.listener);
+      for (const [call, code] of refused) {
+        const result = await outcome(() => call(writer as Writer));
+        expect(result).toMatchObject({ code, message: expect.stringContaining("JSON") });
+      }
+      expect(await writer.getRun("active")).toEqual(before);
+      expect(await writer.getRun("other")).toBeUndefined();
+      // The next valid write is the first envelope announced since.
+      await writer.recordEvent("active", { type: "unit.finished" });
+      await seen.until(1);
+      expect(seen.items.map((e) => e.type)).toEqual(["event"]);
+      unsubscribe();
+    }
   });
 
   it("announces a run's life in order: state, events, state, one complete; a state is never terminal", async () => {

@@ -378,31 +378,37 @@ describe("the two write paths", () => {
     expect(writesTo(res)).toBeGreaterThanOrEqual(3);
   });
 
-  it("a pipelined request, whose response has no socket yet when it goes live, is written through res.write", async () => {
+  it("a pipelined request waits for its turn, then streams on the same connection through the socket path", async () => {
+    source.createRun({ id: "first" });
     await start();
     // Two requests in one packet: the second response waits for the first to finish.
     const second = "GET /api/runs/r/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n";
-    const response = await RawResponse.open(port, "/api/runs/r/stream", "1.1", second);
-    await eventually(() => responses.length === 2 && t.router.clientCount("r") === 2, "both streams to open");
+    const response = await RawResponse.open(port, "/api/runs/first/stream", "1.1", second);
     await eventually(() => response.frames.length === 1, "the first stream's state");
+    await eventually(() => responses.length === 2, "the second request to arrive");
     const [, queued] = responses;
     expect(queued?.socket).toBeNull();
-    resWrites = [];
-    const ids = await recordMix();
-    source.completeRun("r", { status: "completed", completed_units: 3 });
+    // Not a client before its turn: nothing is queued or written for it meanwhile.
+    expect(t.router.clientCount()).toBe(1);
+    source.completeRun("first", { status: "completed" });
     await eventually(() => response.ended, "the end of the first stream");
-    expectMix(response, ids);
-    expect(writesTo(responses[0])).toBe(0);
-    expect(writesTo(queued)).toBeGreaterThanOrEqual(3);
 
-    // The second response follows on the same connection, complete and intact.
     let next = RawResponse.parse(response.rest);
     await eventually(() => {
       next = RawResponse.parse(response.rest);
+      return next.frames.length === 1;
+    }, "the second stream's state");
+    expect(t.router.clientCount("r")).toBe(1);
+    resWrites = [];
+    const ids = await recordMix();
+    source.completeRun("r", { status: "completed", completed_units: 3 });
+    await eventually(() => {
+      next = RawResponse.parse(response.rest);
       return next.ended;
-    }, "the second stream, after the first");
+    }, "the end of the second stream");
     expect(next.status).toBe(200);
     expectMix(next, ids);
+    expect(writesTo(queued)).toBe(0);
     response.close();
   });
 

@@ -144,6 +144,21 @@ describe("MemoryRunSource", () => {
     expect(reported).toHaveLength(1);
   });
 
+  it("keeps what JSON makes of the daemon's values: changing them afterwards changes no state and no history", () => {
+    const meta = { owner: "ci", tags: ["a"], at: new Date("2026-01-01T00:00:00.000Z") };
+    const created = source.createRun({ id: "r", meta });
+    const detail = { attempt: 1 };
+    source.recordEvent("r", { type: "unit.started", detail });
+    meta.tags.push("b");
+    (meta as Record<string, unknown>).n = 5n;
+    detail.attempt = 2;
+    (detail as Record<string, unknown>).self = detail;
+    expect(created.meta).toEqual({ owner: "ci", tags: ["a"], at: "2026-01-01T00:00:00.000Z" });
+    expect(source.getRun("r")).toEqual(created);
+    expect(seen[1]?.data).toMatchObject({ detail: { attempt: 1 } });
+    expect(() => JSON.stringify(source.replay(seen[0]?.id as string))).not.toThrow();
+  });
+
   it("rejects invalid options", () => {
     expect(codeOf(() => new MemoryRunSource({ historySize: 0 }))).toBe("invalid_option");
     expect(codeOf(() => new MemoryRunSource({ maxFinishedRuns: 1.5 }))).toBe("invalid_option");

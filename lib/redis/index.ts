@@ -174,8 +174,9 @@ function notFound(runId: unknown): RuncastError {
 }
 
 /**
- * A state's top-level fields as hash fields: name and value both JSON. A value JSON cannot
- * represent (`undefined`, a function) is deleted, as `JSON.stringify` would leave it out.
+ * A state's top-level fields as hash fields: name and value both JSON. A field set to
+ * `undefined` is deleted, as `JSON.stringify` would leave it out (values JSON cannot carry
+ * were refused before, by the writer input checks).
  */
 function fieldArgs(fields: Record<string, unknown>, skipId: boolean): string[] {
   const set: string[] = [];
