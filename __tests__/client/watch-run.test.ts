@@ -166,7 +166,7 @@ describe("watchRun in Node, against a real server", () => {
       "status:reconnecting",
       "status:live",
       "state:r:3:snapshot",
-      "resync:3",
+      "resync:trimmed:3",
       "event:r:4",
     ]);
     // The snapshot frame carries its cursor: the newest envelope it reflects.

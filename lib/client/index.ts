@@ -3,8 +3,8 @@
  *
  * It does what every page consuming these streams otherwise rewrites: validates each frame
  * with the same zod schemas the server uses, keeps the current state, drops envelopes it
- * has already delivered, notices when the server sent a fresh snapshot instead of the
- * missed frames (a resync), and stops for good once a run is complete.
+ * has already delivered, reports the server's `resync` frames (a fresh snapshot instead of
+ * the missed frames), and stops for good once a run is complete.
  *
  * Browser-safe: imports nothing but the schemas (and so zod); no Node built-ins, no Express.
  *
@@ -72,10 +72,24 @@ export interface FrameInfo {
   /** The envelope id the frame carried (its `id:` line), or `undefined`. */
   id: string | undefined;
   /**
-   * `true` for a snapshot `state` frame: the state the server read when the stream opened or
-   * resynced, rather than a change announced live.
+   * `true` for a snapshot `state` frame: the state the server read when the stream opened
+   * (the leading `state` frames of a connection that did not ask to resume) or right after a
+   * `resync` frame, rather than a state change from the run's log.
    */
   snapshot: boolean;
+}
+
+/**
+ * Why the server could not resume a stream exactly (the `reason` of its `resync` frame):
+ * `trimmed` when its log no longer reaches back to the point asked for, `unknown_id` when it
+ * does not know the id the client resumed from (a restarted source, another deployment).
+ */
+export type ResyncReason = "trimmed" | "unknown_id";
+
+/** What {@link RunHandlers.onResync} is told. */
+export interface ResyncInfo {
+  /** The reason the server's `resync` frame gave. */
+  reason: ResyncReason;
 }
 
 /** Handlers both watchers take; every one is optional. */
@@ -95,30 +109,30 @@ export interface WatchHandlers {
 /** Handlers of {@link watchRun}. */
 export interface RunHandlers extends WatchHandlers {
   /**
-   * After a reconnect, the server sent a fresh snapshot instead of the missed frames (its
-   * history no longer reached back): `state` replaced the run's state, and events in between
-   * may be missing. Called once the snapshot is applied (after its `onState`).
+   * The server sent a `resync` frame: it could not resume the stream exactly (see
+   * {@link ResyncReason}), so a fresh snapshot replaced the run's state and events in between
+   * may be missing. Called once the snapshot is applied (after its `onState`), and on nothing
+   * but that frame. With `from: "start"` it also means the run's history is incomplete.
    */
-  onResync?: (state: RunState) => void;
+  onResync?: (state: RunState, info: ResyncInfo) => void;
 }
 
 /** What {@link AllRunsHandlers.onResync} is told. */
-export interface ResyncInfo {
-  /**
-   * Active runs that the snapshot no longer lists (they ended while the watcher was away),
-   * removed from `state`. Filled only when the snapshot is unambiguous; see the README.
-   */
+export interface AllRunsResyncInfo extends ResyncInfo {
+  /** Active runs that the snapshot no longer lists (they ended while the watcher was away), removed from `state`. */
   removed: string[];
 }
 
 /** Handlers of {@link watchAll}. */
 export interface AllRunsHandlers extends WatchHandlers {
   /**
-   * After a reconnect, the server sent a fresh snapshot of the active runs instead of the
-   * missed frames: `runs` is the watcher's map once the snapshot is applied; events in between
-   * may be missing.
+   * The server sent a `resync` frame: it could not resume the stream exactly, so a fresh
+   * snapshot of the active runs followed; `runs` is the watcher's map once the snapshot is
+   * applied (active runs it no longer lists are removed); events in between may be missing.
+   * Called when the snapshot ends: at its last frame (the one carrying the cursor), or at the
+   * next frame of any kind (a heartbeat at the latest) for a snapshot without one.
    */
-  onResync?: (runs: ReadonlyMap<string, RunState>, info: ResyncInfo) => void;
+  onResync?: (runs: ReadonlyMap<string, RunState>, info: AllRunsResyncInfo) => void;
 }
 
 /** Options of both watchers; all optional. */
@@ -148,6 +162,18 @@ export interface WatchOptions {
    * @default globalThis.fetch
    */
   fetch?: FetchLike | false;
+}
+
+/** Options of {@link watchRun}. */
+export interface RunOptions extends WatchOptions {
+  /**
+   * `"start"` asks for the run's whole log (`?from=start`): every envelope from its first
+   * `state`, through `onState` and `onEvent` in order, then live frames. Reconnects resume
+   * after the last id as usual (the server lets `Last-Event-ID` win over `from=start`).
+   * Where the server's log no longer starts at the run's beginning, a `resync` frame and a
+   * snapshot arrive instead (`onResync`). @default undefined: the run's current state, then live frames
+   */
+  from?: "start";
 }
 
 /** Options of {@link watchAll}. */
@@ -233,9 +259,9 @@ export function progressOf(state: RunState): number | undefined {
  *
  * @param url - The run's stream URL (relative URLs work in browsers).
  * @param handlers - What to call as frames arrive; see {@link RunHandlers}.
- * @param options - See {@link WatchOptions}.
+ * @param options - See {@link RunOptions}.
  */
-export function watchRun(url: string, handlers: RunHandlers = {}, options: WatchOptions = {}): RunWatcher {
+export function watchRun(url: string, handlers: RunHandlers = {}, options: RunOptions = {}): RunWatcher {
   const watch = new Watch(url, handlers, options, null);
   return {
     get state() {
@@ -282,16 +308,15 @@ interface RunsMap {
 }
 
 /**
- * Where a connection is in its opening: `start` before its first frame, `snapshot` inside a
- * global snapshot that goes on (id-less `state` frames), `live` after that.
+ * A snapshot being received: the runs it lists so far, and the `resync` reason when a
+ * `resync` frame announced it (none for the snapshot a fresh connection starts with).
  */
-type Phase = "start" | "snapshot" | "live";
-
-/** A global snapshot being received: the runs it lists, and whether it is surely a snapshot. */
 interface SnapshotInProgress {
   runs: Set<string>;
-  certain: boolean;
+  reason: ResyncReason | undefined;
 }
+
+const RESYNC_REASONS: readonly string[] = ["trimmed", "unknown_id"] satisfies ResyncReason[];
 
 function appendQuery(url: string, params: ReadonlyArray<[string, string | undefined]>): string {
   const parts = params
@@ -368,11 +393,9 @@ class Watch {
   #sourceUrl = "";
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
   #failures = 0;
-  /** Streams opened so far: a snapshot on any but the first is a resync. */
+  /** Streams opened so far. */
   #opens = 0;
-  #phase: Phase = "start";
-  /** Whether the current connection resumed from an id (so its first frame may be replayed). */
-  #resumed = false;
+  /** The snapshot being received, if the current connection is inside one. */
   #snapshot: SnapshotInProgress | undefined;
   /** `lastEventId` of the previous message of the current `EventSource`, to tell which frames carry an `id:`. */
   #previousLastEventId = "";
@@ -382,8 +405,19 @@ class Watch {
   #seen = new Set<string>();
   #closed = false;
 
-  constructor(url: string, handlers: RunHandlers | AllRunsHandlers, options: WatchOptions, all: RunsMap | null) {
-    this.#url = appendQuery(url, [["types", options.types?.join(",")]]);
+  readonly #from: "start" | undefined;
+
+  constructor(
+    url: string,
+    handlers: RunHandlers | AllRunsHandlers,
+    options: WatchOptions & { from?: "start" },
+    all: RunsMap | null,
+  ) {
+    this.#from = options.from;
+    this.#url = appendQuery(url, [
+      ["types", options.types?.join(",")],
+      ["from", options.from],
+    ]);
     this.#handlers = handlers as RunHandlers & AllRunsHandlers;
     this.#options = options;
     this.#all = all;
@@ -431,7 +465,7 @@ class Watch {
       "error",
       mine((event) => this.#onFailure(source, event)),
     );
-    for (const type of ["state", "event", "complete"] as const) {
+    for (const type of ["state", "event", "complete", "resync"] as const) {
       source.addEventListener(
         type,
         mine((event) => this.#onFrame(type, event)),
@@ -442,15 +476,15 @@ class Watch {
   #onOpen(): void {
     this.#opens++;
     this.#failures = 0;
-    this.#phase = "start";
-    this.#snapshot = undefined;
-    // The EventSource sends the newest id it got (or our query parameter carries it).
-    this.#resumed = this.#resumeId !== undefined;
+    // A connection that asks to resume (the EventSource sends the newest id it got, or our
+    // query parameter carries it; or `from=start`) starts with the log's own frames, and
+    // with a snapshot only after a `resync` frame. One that does not starts with a snapshot.
+    const resumes = this.#resumeId !== undefined || this.#from === "start";
+    this.#snapshot = resumes ? undefined : { runs: new Set(), reason: undefined };
     this.#setStatus("live");
   }
 
   #onFailure(source: EventSourceLike, event: MessageEvent): void {
-    this.#phase = "start";
     this.#snapshot = undefined;
     if (source.readyState === CONNECTING) {
       // A drop the EventSource recovers from itself, after the server's `retry:` delay.
@@ -510,31 +544,24 @@ class Watch {
     );
   }
 
-  #onFrame(type: "state" | "event" | "complete", event: MessageEvent): void {
+  #onFrame(type: "state" | "event" | "complete" | "resync", event: MessageEvent): void {
     const raw = typeof event.lastEventId === "string" ? event.lastEventId : "";
     // Browsers repeat the last id on frames without an `id:` line (the eventsource package
     // gives ""), so a frame carries an id of its own only when it differs from the previous
     // one. `event` and `complete` frames always carry their envelope's id when there is one.
-    const id = raw !== "" && (raw !== this.#previousLastEventId || type !== "state") ? raw : undefined;
+    const id =
+      raw !== "" && (raw !== this.#previousLastEventId || type === "event" || type === "complete") ? raw : undefined;
     this.#previousLastEventId = raw;
-    if (id !== undefined) this.#resumeId = id;
     const data = typeof event.data === "string" ? event.data : "";
-
-    // The opening frames: a stream starts with a snapshot, or (resumed) with the missed frames.
-    let snapshot = false;
-    if (type === "state" && this.#phase !== "live") {
-      snapshot = true;
-      if (this.#phase === "start") {
-        // Only an id-less first frame, or a stream opened without an id to resume from, is
-        // surely a snapshot: a resumed stream may start with a replayed state envelope.
-        this.#snapshot = { runs: new Set(), certain: id === undefined || !this.#resumed };
-      }
-      // The global snapshot's frames carry no id but the last (the cursor).
-      this.#phase = this.#all !== null && id === undefined ? "snapshot" : "live";
-    } else if (this.#phase !== "live") {
-      this.#phase = "live";
-      this.#endSnapshot(undefined);
+    if (type === "resync") {
+      this.#onResync(data);
+      return;
     }
+    if (id !== undefined) this.#resumeId = id;
+
+    // Inside a snapshot, `state` frames belong to it; any other frame ends it.
+    const snapshot = this.#snapshot !== undefined && type === "state";
+    if (this.#snapshot !== undefined && !snapshot) this.#endSnapshot();
 
     const parsed = this.#parse(type, id, data);
     if (parsed !== undefined) {
@@ -546,7 +573,38 @@ class Watch {
         this.#apply(type, parsed, { id, snapshot });
       }
     }
-    if (snapshot && this.#phase === "live") this.#endSnapshot(id);
+    // A run's snapshot is one frame; a global one ends with the frame carrying the cursor.
+    if (snapshot && (this.#all === null || id !== undefined)) this.#endSnapshot();
+  }
+
+  /** A `resync` frame: the snapshot frames that follow replace what the watcher knows. */
+  #onResync(data: string): void {
+    let reason: unknown;
+    let runId: unknown;
+    try {
+      ({ reason, runId } = JSON.parse(data) as { reason?: unknown; runId?: unknown });
+    } catch {
+      // Left undefined: reported below.
+    }
+    const invalid =
+      typeof reason !== "string" || !RESYNC_REASONS.includes(reason)
+        ? 'its data needs a "reason" of "trimmed" or "unknown_id"'
+        : runId !== undefined && (typeof runId !== "string" || !this.#ofThisRun(runId))
+          ? this.#otherRun(String(runId))
+          : undefined;
+    if (invalid !== undefined) {
+      this.#error(
+        new WatchError("invalid_frame", `skipped an invalid resync frame: ${invalid}`, {
+          frame: { type: "resync", id: undefined, data },
+        }),
+      );
+      return;
+    }
+    if (this.#snapshot !== undefined) this.#endSnapshot();
+    // The server sends nothing older than the snapshot, and a restarted source may reuse
+    // ids: what was delivered before cannot be told apart from what comes now.
+    this.#seen.clear();
+    this.#snapshot = { runs: new Set(), reason: reason as ResyncReason };
   }
 
   /** Validates a frame's data; reports and returns `undefined` when it is not acceptable. */
@@ -630,28 +688,23 @@ class Watch {
     this.#handlers.onComplete?.(merged, info);
   }
 
-  /** A snapshot has been received in full: after a reconnect, that is a resync. */
-  #endSnapshot(cursor: string | undefined): void {
+  /** The snapshot in progress has been received in full; after a `resync` frame, report it. */
+  #endSnapshot(): void {
     const snapshot = this.#snapshot;
     this.#snapshot = undefined;
-    if (snapshot === undefined || this.#opens <= 1 || this.#closed) return;
-    // Everything up to the snapshot's cursor is in it, and the server sends only what comes
-    // after: ids remembered from before cannot come back (a restarted source may reuse them).
-    this.#seen.clear();
-    this.#remember(cursor);
+    if (snapshot?.reason === undefined || this.#closed) return;
+    const { reason } = snapshot;
     const all = this.#all;
     if (all === null) {
-      if (this.run !== undefined) this.#handlers.onResync?.(this.run);
+      if (this.run !== undefined) this.#handlers.onResync?.(this.run, { reason });
       return;
     }
     const removed: string[] = [];
-    if (snapshot.certain) {
-      for (const [runId, state] of all.runs) {
-        if (!isTerminalStatus(state.status) && !snapshot.runs.has(runId)) removed.push(runId);
-      }
-      for (const runId of removed) all.runs.delete(runId);
+    for (const [runId, state] of all.runs) {
+      if (!isTerminalStatus(state.status) && !snapshot.runs.has(runId)) removed.push(runId);
     }
-    this.#handlers.onResync?.(all.runs, { removed });
+    for (const runId of removed) all.runs.delete(runId);
+    this.#handlers.onResync?.(all.runs, { reason, removed });
   }
 
   #remember(id: string | undefined): void {
