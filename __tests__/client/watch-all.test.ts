@@ -25,7 +25,7 @@ describe("watchAll in Node, against a real server", () => {
     source.createRun({ id: "done" });
     source.completeRun("done", { status: "completed" });
     const rec = new Recorder();
-    watcher = watchAll(`${t.url}/api/stream`, rec.all(), trackedEventSource());
+    watcher = watchAll(`${t.url}/api/stream`, rec.all(), { ...trackedEventSource(), retryMs: 10 });
     await eventually(() => rec.states.length === 2, "the snapshot");
     expect(statuses(watcher)).toEqual({ a: "pending:0", b: "pending:0" });
     // Only the snapshot's last frame carries the cursor.
@@ -52,7 +52,7 @@ describe("watchAll in Node, against a real server", () => {
     source.createRun({ id: "a" });
     source.createRun({ id: "b" });
     const rec = new Recorder();
-    watcher = watchAll(`${t.url}/api/stream`, rec.all(), trackedEventSource());
+    watcher = watchAll(`${t.url}/api/stream`, rec.all(), { ...trackedEventSource(), retryMs: 10 });
     await eventually(() => rec.states.length === 2, "the snapshot");
     source.recordEvent("a", { type: "unit.progress", n: 0 });
     await eventually(() => rec.events.length === 1, "event 0");

@@ -93,7 +93,7 @@ describe("watchRun in Node, against a real server", () => {
     source.createRun({ id: "r" });
     const rec = new Recorder();
     const es = trackedEventSource();
-    watcher = watchRun(`${t.url}/api/runs/r/stream`, rec.run(), { EventSource: es.EventSource });
+    watcher = watchRun(`${t.url}/api/runs/r/stream`, rec.run(), { EventSource: es.EventSource, retryMs: 10 });
     await eventually(() => rec.states.length === 1, "the initial state");
     source.recordEvent("r", { type: "unit.progress", n: 0 });
     await eventually(() => rec.events.length === 1, "event 0");
@@ -112,8 +112,8 @@ describe("watchRun in Node, against a real server", () => {
     expect(rec.statuses).toEqual(["live", "reconnecting", "live"]);
     expect(watcher.state).toMatchObject({ status: "running", completed_units: 1 });
     expect(requests.map((r) => r.lastEventId)).toEqual([undefined, rec.events[0]?.id]);
-    // The EventSource reconnected by itself: still one instance.
-    expect(es.instances).toHaveLength(1);
+    // The watcher reconnects itself: the EventSource that dropped is closed, a new one resumes.
+    expect(es.instances.map((instance) => instance.readyState)).toEqual([2, 1]);
   });
 
   it("never delivers an envelope twice, even when the server replays one it already sent", async () => {
@@ -122,7 +122,7 @@ describe("watchRun in Node, against a real server", () => {
     source.createRun({ id: "r" });
     const rec = new Recorder();
     const es = trackedEventSource();
-    watcher = watchRun(`${t.url}/api/runs/r/stream`, rec.run(), { EventSource: es.EventSource });
+    watcher = watchRun(`${t.url}/api/runs/r/stream`, rec.run(), { EventSource: es.EventSource, retryMs: 10 });
     await eventually(() => rec.states.length === 1, "the initial state");
     source.recordEvent("r", { type: "unit.progress", n: 0 });
     await eventually(() => rec.events.length === 1, "event 0");
@@ -207,8 +207,8 @@ describe("watchRun in Node, against a real server", () => {
     expect(rec.ns).toEqual([0, 1]);
     expect(rec.errors.map((e) => [e.code, e.status])).toEqual([["stream_failed", 503]]);
     expect(rec.statuses).toEqual(["live", "reconnecting", "live"]);
-    expect(es.instances.map((instance) => instance.readyState)).toEqual([2, 1]);
-    // The new EventSource resumes through the lastEventId query parameter.
+    expect(es.instances.map((instance) => instance.readyState)).toEqual([2, 2, 1]);
+    // Each new EventSource resumes through the lastEventId query parameter.
     expect(requests.map((r) => r.lastEventId)).toEqual([undefined, rec.events[0]?.id, rec.events[0]?.id]);
     expect(requests[1]?.status).toBe(503);
   });
