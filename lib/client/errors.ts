@@ -12,6 +12,8 @@ export type WatchErrorCode =
   | "stream_failed"
   /** The server refused the stream for good (e.g. 404 `run_not_found`, 403); the watcher closed. */
   | "stream_refused"
+  /** Nothing arrived for 3 heartbeat intervals: the connection was taken for dead, closed and reopened. */
+  | "stream_stalled"
   /** The URL function threw or its promise rejected (the error is the `cause`); the watcher tries again. */
   | "url_failed";
 

@@ -134,6 +134,15 @@ export interface WatchOptions {
   /** Longest delay between reopening attempts, before jitter, in ms. @default 30000 */
   maxRetryMs?: number;
   /**
+   * The server's heartbeat interval, in ms, for the dead-connection watchdog. The watcher asks
+   * for heartbeat frames (`?heartbeat=event`) and learns the interval from them; this
+   * overrides what it learns. When nothing at all arrives for 3 intervals, the watcher takes
+   * the connection for dead (`stream_stalled`), closes it and reconnects, resuming after the
+   * last id. Until an interval is known (set here, or from the first heartbeat frame), the
+   * watchdog is idle. @default the interval the server's heartbeat frames announce
+   */
+  heartbeatMs?: number;
+  /**
    * How to learn the HTTP status of a stream the `EventSource` gave up on without telling it
    * (browsers never do): one `GET` of the stream's URL, dropped as soon as its head (or, for an
    * error, its JSON body) has arrived. With it, a 404 or 403 closes the watcher with

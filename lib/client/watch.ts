@@ -28,6 +28,7 @@ import type {
   WatchOptions,
   WatchStatus,
 } from "./types";
+import { SILENT_INTERVALS, Watchdog } from "./watchdog";
 
 /** How many recent envelope ids a watcher remembers to drop duplicates. */
 const DEDUPE_WINDOW = 10_000;
@@ -36,7 +37,7 @@ const DEDUPE_WINDOW = 10_000;
 const CLOSED = 2;
 
 /** The frame types a watcher listens to. */
-const FRAME_TYPES = ["state", "event", "complete", "resync"] as const;
+const FRAME_TYPES = ["state", "event", "complete", "resync", "heartbeat"] as const;
 
 const RESYNC_REASONS: readonly string[] = ["trimmed", "unknown_id"] satisfies ResyncReason[];
 
@@ -98,6 +99,7 @@ export class Watch {
   /** Recent envelope ids delivered, oldest first (a Set keeps insertion order). */
   #seen = new Set<string>();
   #closed = false;
+  readonly #watchdog = new Watchdog((silentMs) => this.#onSilence(silentMs));
 
   constructor(setup: WatchSetup) {
     this.#url = setup.url;
@@ -114,6 +116,8 @@ export class Watch {
       );
     }
     this.#EventSource = EventSourceImpl;
+    const { heartbeatMs } = setup.options;
+    if (heartbeatMs !== undefined && heartbeatMs > 0) this.#watchdog.intervalMs = heartbeatMs;
     this.#connect();
   }
 
@@ -126,6 +130,7 @@ export class Watch {
     this.#closed = true;
     if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
+    this.#watchdog.stop();
     this.#source?.close();
     this.#source = undefined;
     this.#setStatus("closed");
@@ -162,14 +167,20 @@ export class Watch {
   #open(base: string): void {
     // A reopened stream resumes where the last one stopped: a new EventSource cannot send
     // Last-Event-ID, so the query parameter carries it.
-    const url = appendQuery(base, [...this.#query, ["lastEventId", this.#resumeId]]);
+    // Heartbeats as frames, not comments: an EventSource never shows comments to the page,
+    // and the watchdog needs to see that the connection is alive.
+    const url = appendQuery(base, [...this.#query, ["heartbeat", "event"], ["lastEventId", this.#resumeId]]);
     const source = new this.#EventSource(url, { withCredentials: this.#options.withCredentials === true });
     this.#source = source;
     this.#sourceUrl = url;
     this.#previousLastEventId = "";
     const mine = (listener: (event: MessageEvent) => void) => (event: MessageEvent) => {
-      if (!this.#closed && this.#source === source) listener(event);
+      if (this.#closed || this.#source !== source) return;
+      this.#watchdog.feed();
+      listener(event);
     };
+    // Silence counts from the request: a server that never answers is as dead as one that stopped.
+    this.#watchdog.start();
     source.addEventListener(
       "open",
       mine(() => this.#onOpen()),
@@ -199,6 +210,7 @@ export class Watch {
 
   #onFailure(source: EventSourceLike, event: MessageEvent): void {
     this.#snapshot = undefined;
+    this.#watchdog.stop();
     // The EventSource either gave up (an HTTP error, a 204, a wrong content type) or would
     // reconnect by itself after a drop. Every reconnect is the watcher's own instead: with a
     // fresh URL from a URL function, and a jittered delay.
@@ -249,6 +261,22 @@ export class Watch {
     this.#retry();
   }
 
+  /** The watchdog found the connection silent for too long: drop it and reconnect, as after a drop. */
+  #onSilence(silentMs: number): void {
+    const source = this.#source;
+    if (source === undefined || this.#closed) return;
+    this.#snapshot = undefined;
+    source.close();
+    this.#source = undefined;
+    this.#error(
+      new WatchError(
+        "stream_stalled",
+        `nothing arrived for ${silentMs} ms (${SILENT_INTERVALS} heartbeat intervals of ${this.#watchdog.intervalMs} ms); reconnecting`,
+      ),
+    );
+    this.#retry();
+  }
+
   /** Reopens the stream after a jittered, growing delay. */
   #retry(): void {
     this.#failures++;
@@ -264,7 +292,7 @@ export class Watch {
     }, delay);
   }
 
-  #onFrame(type: "state" | "event" | "complete" | "resync", event: MessageEvent): void {
+  #onFrame(type: (typeof FRAME_TYPES)[number], event: MessageEvent): void {
     const raw = typeof event.lastEventId === "string" ? event.lastEventId : "";
     // Browsers repeat the last id on frames without an `id:` line (the eventsource package
     // gives ""), so a frame carries an id of its own only when it differs from the previous
@@ -275,6 +303,12 @@ export class Watch {
     const data = typeof event.data === "string" ? event.data : "";
     if (type === "resync") {
       this.#onResync(data);
+      return;
+    }
+    if (type === "heartbeat") {
+      // Also the end of a snapshot that has no frame carrying a cursor (no runs in view).
+      if (this.#snapshot !== undefined) this.#endSnapshot();
+      this.#onHeartbeat(data);
       return;
     }
     if (id !== undefined) this.#resumeId = id;
@@ -295,6 +329,26 @@ export class Watch {
     }
     // A run's snapshot is one frame; a global one ends with the frame carrying the cursor.
     if (snapshot && (this.#all === null || id !== undefined)) this.#endSnapshot();
+  }
+
+  /** A heartbeat frame (`{"intervalMs":N}`): learn the interval, unless `heartbeatMs` set it. */
+  #onHeartbeat(data: string): void {
+    let intervalMs: unknown;
+    try {
+      ({ intervalMs } = JSON.parse(data) as { intervalMs?: unknown });
+    } catch {
+      // Left undefined: reported below.
+    }
+    if (typeof intervalMs !== "number" || !Number.isFinite(intervalMs) || intervalMs <= 0) {
+      this.#error(
+        new WatchError("invalid_frame", 'skipped an invalid heartbeat frame: its data needs a positive "intervalMs"', {
+          frame: { type: "heartbeat", id: undefined, data },
+        }),
+      );
+      return;
+    }
+    if (this.#options.heartbeatMs === undefined || this.#options.heartbeatMs <= 0)
+      this.#watchdog.intervalMs = intervalMs;
   }
 
   /** A `resync` frame: the snapshot frames that follow replace what the watcher knows. */
