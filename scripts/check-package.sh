@@ -3,6 +3,7 @@
 # tarball installed into a fresh folder, loaded with require() and import, serving a stream.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+repo=$(pwd)
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -13,7 +14,7 @@ echo "packed $tarball ($(du -h "$work/$tarball" | cut -f1))"
 npx --no-install publint run --strict "$work/$tarball"
 # A dry-run publish (scripts skipped: this is already the test command) must raise no error.
 if npm publish --dry-run --ignore-scripts 2>&1 | grep -E "npm (error|ERR)"; then exit 1; fi
-npx --no-install attw "$work/$tarball" --profile node16
+npx --no-install attw "$work/$tarball"
 
 mkdir "$work/app"
 cd "$work/app"
@@ -73,6 +74,38 @@ import("runcast/redis").then((esm) => {
   console.log("subpaths: runcast/redis, runcast/client, runcast/react and runcast/schema.json load");
 });
 JS
+# TypeScript's classic CommonJS resolution (node10, which ignores `exports`) finds every entry's types.
+cat > tsconfig.json <<'JSON'
+{
+  "compilerOptions": {
+    "module": "commonjs",
+    "moduleResolution": "node10",
+    "target": "es2022",
+    "lib": ["es2022", "dom"],
+    "strict": true,
+    "noEmit": true,
+    "skipLibCheck": true,
+    "resolveJsonModule": true,
+    "esModuleInterop": true,
+    "types": []
+  },
+  "files": ["types.ts"]
+}
+JSON
+cat > types.ts <<'TS'
+import { MemoryRunSource, type RunState } from "runcast";
+import { RedisRunSource } from "runcast/redis";
+import { type RunWatcher, watchRun, WatchError } from "runcast/client";
+import schemas = require("runcast/schema.json");
+const state: RunState = { id: "r", status: "running", completed_units: 1 };
+const watcher: RunWatcher = watchRun(() => "/api/runs/r/stream", { onError: (e: WatchError) => e.code }, { from: "start" });
+// @ts-expect-error: a status runcast does not know
+const wrong: RunState = { id: "r", status: "done", completed_units: 1 };
+export { MemoryRunSource, RedisRunSource, schemas, state, watcher, wrong };
+TS
+"$repo/node_modules/.bin/tsc" -p .
+echo "types: every entry compiles under module commonjs, moduleResolution node10"
+
 node smoke.cjs
 node smoke.mjs
 node entries.cjs

@@ -6,7 +6,7 @@
  * has already delivered, reports the server's `resync` frames (a fresh snapshot instead of
  * the missed frames), and stops for good once a run is complete.
  *
- * Browser-safe: imports nothing but the schemas (and so zod); no Node built-ins, no Express.
+ * Browser-safe: imports nothing but `zod/mini` (for validation); no Node built-ins, no Express.
  *
  * @packageDocumentation
  */
@@ -23,9 +23,9 @@ import type {
 import { Watch } from "./watch";
 
 export type { RunEvent, RunState, RunStatus } from "../schema";
-export { isTerminalStatus } from "../schema";
 export { DEFAULT_MAX_RETRY_MS, DEFAULT_RETRY_MS } from "./backoff";
 export { WatchError, type WatchErrorCode } from "./errors";
+export { isTerminalStatus } from "./schema";
 export type {
   AllRunsHandlers,
   AllRunsOptions,

@@ -4,17 +4,11 @@
  *
  * @packageDocumentation
  */
-import {
-  describeIssues,
-  isTerminalStatus,
-  type RunEvent,
-  RunEventSchema,
-  type RunState,
-  RunStateSchema,
-} from "../schema";
+import type { RunEvent, RunState } from "../schema";
 import { DEFAULT_MAX_RETRY_MS, DEFAULT_RETRY_MS, reconnectDelay } from "./backoff";
 import { WatchError } from "./errors";
 import { isRefusal, probeStatus, statusOf } from "./probe";
+import { checkRunEvent, checkRunState, isTerminalStatus } from "./schema";
 import { appendQuery, type QueryParam, resolveUrl } from "./stream-url";
 import type {
   AllRunsHandlers,
@@ -400,20 +394,20 @@ export class Watch {
       return invalid("its data is not JSON");
     }
     if (type === "event") {
-      const event = RunEventSchema.safeParse(json);
-      if (!event.success) return invalid(describeIssues(event.error));
-      return this.#ofThisRun(event.data.run_id)
-        ? { runId: event.data.run_id, value: event.data }
-        : invalid(this.#otherRun(event.data.run_id));
+      const event = checkRunEvent(json);
+      if (!event.ok) return invalid(event.why);
+      return this.#ofThisRun(event.value.run_id)
+        ? { runId: event.value.run_id, value: event.value }
+        : invalid(this.#otherRun(event.value.run_id));
     }
-    const state = RunStateSchema.safeParse(json);
-    if (!state.success) return invalid(describeIssues(state.error));
-    if (type === "complete" && !isTerminalStatus(state.data.status)) {
-      return invalid(`a complete frame needs a terminal status, not "${state.data.status}"`);
+    const state = checkRunState(json);
+    if (!state.ok) return invalid(state.why);
+    if (type === "complete" && !isTerminalStatus(state.value.status)) {
+      return invalid(`a complete frame needs a terminal status, not "${state.value.status}"`);
     }
-    return this.#ofThisRun(state.data.id)
-      ? { runId: state.data.id, value: state.data }
-      : invalid(this.#otherRun(state.data.id));
+    return this.#ofThisRun(state.value.id)
+      ? { runId: state.value.id, value: state.value }
+      : invalid(this.#otherRun(state.value.id));
   }
 
   /** A run watcher learns its run from the first frame; frames of other runs are invalid. */
