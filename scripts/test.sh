@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "== typecheck"; npx tsc --noEmit -p .
+echo "== typecheck"; npx tsc --noEmit -p . && npx tsc --noEmit -p __tests__/types
 echo "== lint"; npx biome check .
 echo "== build"; npm run --silent build
 echo "== client size"; node scripts/check-client-size.js

@@ -10,7 +10,7 @@
  *
  * @packageDocumentation
  */
-import type { RunState } from "../schema";
+import type { RunEvent, RunState } from "../schema";
 import type {
   AllRunsHandlers,
   AllRunsOptions,
@@ -19,11 +19,13 @@ import type {
   RunOptions,
   RunWatcher,
   StreamUrl,
+  WatchOptions,
 } from "./types";
 import { Watch } from "./watch";
 
 export type { RunEvent, RunState, RunStatus } from "../schema";
 export { DEFAULT_MAX_RETRY_MS, DEFAULT_RETRY_MS } from "./backoff";
+export type { FrameSchema, FrameSchemaResult } from "./custom-schema";
 export { WatchError, type WatchErrorCode } from "./errors";
 export { isTerminalStatus } from "./schema";
 export type {
@@ -35,6 +37,7 @@ export type {
   EventSourceLike,
   FetchLike,
   FrameInfo,
+  FrameSchemas,
   ResyncInfo,
   ResyncReason,
   RunHandlers,
@@ -65,11 +68,17 @@ export function progressOf(state: RunState): number | undefined {
  * @param handlers - What to call as frames arrive; see {@link RunHandlers}.
  * @param options - See {@link RunOptions}.
  */
-export function watchRun(url: StreamUrl, handlers: RunHandlers = {}, options: RunOptions = {}): RunWatcher {
+export function watchRun<State extends RunState = RunState, Event extends RunEvent = RunEvent>(
+  url: StreamUrl,
+  handlers: RunHandlers<State, Event> = {},
+  options: RunOptions<State, Event> = {},
+): RunWatcher<State> {
   const watch = new Watch({
     url,
-    handlers,
-    options,
+    // The watcher hands these handlers only values that passed the page's schemas, or that
+    // the page declared its own types for.
+    handlers: handlers as unknown as RunHandlers,
+    options: options as unknown as WatchOptions,
     query: [
       ["types", nonEmpty(options.types)],
       ["from", options.from],
@@ -79,7 +88,7 @@ export function watchRun(url: StreamUrl, handlers: RunHandlers = {}, options: Ru
   });
   return {
     get state() {
-      return watch.run;
+      return watch.run as State | undefined;
     },
     get status() {
       return watch.status;
@@ -97,11 +106,15 @@ export function watchRun(url: StreamUrl, handlers: RunHandlers = {}, options: Ru
  * @param handlers - What to call as frames arrive; see {@link AllRunsHandlers}.
  * @param options - See {@link AllRunsOptions}.
  */
-export function watchAll(url: StreamUrl, handlers: AllRunsHandlers = {}, options: AllRunsOptions = {}): AllRunsWatcher {
+export function watchAll<State extends RunState = RunState, Event extends RunEvent = RunEvent>(
+  url: StreamUrl,
+  handlers: AllRunsHandlers<State, Event> = {},
+  options: AllRunsOptions<State, Event> = {},
+): AllRunsWatcher<State> {
   const watch = new Watch({
     url,
-    handlers,
-    options,
+    handlers: handlers as unknown as AllRunsHandlers,
+    options: options as unknown as WatchOptions,
     query: [
       ["types", nonEmpty(options.types)],
       ["tags", options.tags],
@@ -112,7 +125,7 @@ export function watchAll(url: StreamUrl, handlers: AllRunsHandlers = {}, options
   });
   return {
     get state() {
-      return watch.runs;
+      return watch.runs as ReadonlyMap<string, State>;
     },
     get status() {
       return watch.status;

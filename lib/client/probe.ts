@@ -56,6 +56,6 @@ export async function probeStatus(
 }
 
 /** A status that says reopening the stream would not help: 204 (nothing more to send), and 4xx but 408 and 429. */
-export function isRefusal(status: number | undefined): boolean {
+export function isRefusal(status: number | undefined): status is number {
   return status === 204 || (status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429);
 }

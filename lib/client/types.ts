@@ -4,6 +4,7 @@
  * @packageDocumentation
  */
 import type { RunEvent, RunState } from "../schema";
+import type { FrameSchema } from "./custom-schema";
 import type { WatchError } from "./errors";
 
 /**
@@ -61,29 +62,34 @@ export interface ResyncInfo {
   reason: ResyncReason;
 }
 
-/** Handlers both watchers take; every one is optional. */
-export interface WatchHandlers {
+/**
+ * Handlers both watchers take; every one is optional. `State` and `Event` are the page's own
+ * types of run states and events (with custom fields such as `units`); see
+ * {@link WatchOptions.schemas} to have those fields checked too.
+ */
+export interface WatchHandlers<State extends RunState = RunState, Event extends RunEvent = RunEvent> {
   /** A run's state changed (live) or was read afresh (snapshot); receives the merged state. */
-  onState?: (state: RunState, info: FrameInfo) => void;
+  onState?: ((state: State, info: FrameInfo) => void) | undefined;
   /** Something happened in a run. */
-  onEvent?: (event: RunEvent, info: FrameInfo) => void;
+  onEvent?: ((event: Event, info: FrameInfo) => void) | undefined;
   /** A run ended; receives its final, merged state. */
-  onComplete?: (state: RunState, info: FrameInfo) => void;
+  onComplete?: ((state: State, info: FrameInfo) => void) | undefined;
   /** The connection state changed. */
-  onStatus?: (status: WatchStatus) => void;
+  onStatus?: ((status: WatchStatus) => void) | undefined;
   /** A frame was invalid (and skipped), or the stream failed or was refused. */
-  onError?: (error: WatchError) => void;
+  onError?: ((error: WatchError) => void) | undefined;
 }
 
 /** Handlers of {@link watchRun}. */
-export interface RunHandlers extends WatchHandlers {
+export interface RunHandlers<State extends RunState = RunState, Event extends RunEvent = RunEvent>
+  extends WatchHandlers<State, Event> {
   /**
    * The server sent a `resync` frame: it could not resume the stream exactly (see
    * {@link ResyncReason}), so a fresh snapshot replaced the run's state and events in between
    * may be missing. Called once the snapshot is applied (after its `onState`), and on nothing
    * but that frame. With `from: "start"` it also means the run's history is incomplete.
    */
-  onResync?: (state: RunState, info: ResyncInfo) => void;
+  onResync?: ((state: State, info: ResyncInfo) => void) | undefined;
 }
 
 /** What {@link AllRunsHandlers.onResync} is told. */
@@ -93,7 +99,8 @@ export interface AllRunsResyncInfo extends ResyncInfo {
 }
 
 /** Handlers of {@link watchAll}. */
-export interface AllRunsHandlers extends WatchHandlers {
+export interface AllRunsHandlers<State extends RunState = RunState, Event extends RunEvent = RunEvent>
+  extends WatchHandlers<State, Event> {
   /**
    * The server sent a `resync` frame: it could not resume the stream exactly, so a fresh
    * snapshot of the active runs followed; `runs` is the watcher's map once the snapshot is
@@ -101,7 +108,7 @@ export interface AllRunsHandlers extends WatchHandlers {
    * Called when the snapshot ends: at its last frame (the one carrying the cursor), or at the
    * next frame of any kind (a heartbeat at the latest) for a snapshot without one.
    */
-  onResync?: (runs: ReadonlyMap<string, RunState>, info: AllRunsResyncInfo) => void;
+  onResync?: ((runs: ReadonlyMap<string, State>, info: AllRunsResyncInfo) => void) | undefined;
 }
 
 /**
@@ -111,17 +118,25 @@ export interface AllRunsHandlers extends WatchHandlers {
  */
 export type StreamUrl = string | URL | (() => string | URL | Promise<string | URL>);
 
+/** Schemas for the page's own fields of run states and events; see {@link WatchOptions.schemas}. */
+export interface FrameSchemas<State extends RunState = RunState, Event extends RunEvent = RunEvent> {
+  /** Checks the data of `state` and `complete` frames, e.g. `RunStateSchema.extend({ units: z.array(z.string()) })`. */
+  state?: FrameSchema<State> | undefined;
+  /** Checks the data of `event` frames. */
+  event?: FrameSchema<Event> | undefined;
+}
+
 /** Options of both watchers; all optional. */
-export interface WatchOptions {
+export interface WatchOptions<State extends RunState = RunState, Event extends RunEvent = RunEvent> {
   /**
    * The `EventSource` constructor. Defaults to `globalThis.EventSource` (browsers); in Node 20
    * pass the `eventsource` package's.
    */
-  EventSource?: EventSourceConstructor;
+  EventSource?: EventSourceConstructor | undefined;
   /** Sends cookies on cross-origin streams. @default false */
-  withCredentials?: boolean;
+  withCredentials?: boolean | undefined;
   /** Only these event types (`?types=`); `state` and `complete` frames always arrive. @default every type */
-  types?: readonly string[];
+  types?: readonly string[] | undefined;
   /**
    * Delay before reopening a stream that dropped or failed, in ms; it doubles with each
    * failure in a row (up to `maxRetryMs`) and starts again once a stream opens. Each delay is
@@ -130,9 +145,9 @@ export interface WatchOptions {
    * (the server's `retry:` is not used), so that each reconnect calls a URL function afresh.
    * @default 1000
    */
-  retryMs?: number;
+  retryMs?: number | undefined;
   /** Longest delay between reopening attempts, before jitter, in ms. @default 30000 */
-  maxRetryMs?: number;
+  maxRetryMs?: number | undefined;
   /**
    * The server's heartbeat interval, in ms, for the dead-connection watchdog. The watcher asks
    * for heartbeat frames (`?heartbeat=event`) and learns the interval from them; this
@@ -141,7 +156,7 @@ export interface WatchOptions {
    * last id. Until an interval is known (set here, or from the first heartbeat frame), the
    * watchdog is idle. @default the interval the server's heartbeat frames announce
    */
-  heartbeatMs?: number;
+  heartbeatMs?: number | undefined;
   /**
    * How to learn the HTTP status of a stream the `EventSource` gave up on without telling it
    * (browsers never do): one `GET` of the stream's URL, dropped as soon as its head (or, for an
@@ -149,11 +164,21 @@ export interface WatchOptions {
    * `stream_refused` in a browser too, instead of retrying forever. `false` turns the probe off.
    * @default globalThis.fetch
    */
-  fetch?: FetchLike | false;
+  fetch?: FetchLike | false | undefined;
+  /**
+   * The page's own schemas for run states and events (zod 4, classic or `zod/mini`, or any
+   * Standard Schema; synchronous), run after the built-in checks: data they refuse goes to
+   * `onError` as `invalid_frame` and is skipped, and their output is what the handlers get.
+   * They also type the handlers (`State`, `Event`) without naming the types.
+   * @default none: custom fields pass through unchecked, typed as `unknown` (or as the type
+   * arguments given to `watchRun`/`watchAll`, taken on trust)
+   */
+  schemas?: FrameSchemas<State, Event> | undefined;
 }
 
 /** Options of {@link watchRun}. */
-export interface RunOptions extends WatchOptions {
+export interface RunOptions<State extends RunState = RunState, Event extends RunEvent = RunEvent>
+  extends WatchOptions<State, Event> {
   /**
    * `"start"` asks for the run's whole log (`?from=start`): every envelope from its first
    * `state`, through `onState` and `onEvent` in order, then live frames. Reconnects resume
@@ -161,23 +186,24 @@ export interface RunOptions extends WatchOptions {
    * Where the server's log no longer starts at the run's beginning, a `resync` frame and a
    * snapshot arrive instead (`onResync`). @default undefined: the run's current state, then live frames
    */
-  from?: "start";
+  from?: "start" | undefined;
 }
 
 /** Options of {@link watchAll}. */
-export interface AllRunsOptions extends WatchOptions {
+export interface AllRunsOptions<State extends RunState = RunState, Event extends RunEvent = RunEvent>
+  extends WatchOptions<State, Event> {
   /** Only runs carrying any of these tags (`?tags=a,b`), combined with `runs` as a union. @default every run */
-  tags?: readonly string[];
+  tags?: readonly string[] | undefined;
   /** Only these runs (`?runs=id1,id2`, at most 100), combined with `tags` as a union. @default every run */
-  runs?: readonly string[];
+  runs?: readonly string[] | undefined;
   /** How many finished runs stay in `state` (the oldest go first). @default 100 */
-  maxFinishedRuns?: number;
+  maxFinishedRuns?: number | undefined;
 }
 
 /** What {@link watchRun} returns. */
-export interface RunWatcher {
+export interface RunWatcher<State extends RunState = RunState> {
   /** The run's current state, merged from every state frame; `undefined` before the first. */
-  readonly state: RunState | undefined;
+  readonly state: State | undefined;
   /** The connection state. */
   readonly status: WatchStatus;
   /** Stops everything: closes the stream and cancels any pending reconnect. Idempotent. */
@@ -185,12 +211,12 @@ export interface RunWatcher {
 }
 
 /** What {@link watchAll} returns. */
-export interface AllRunsWatcher {
+export interface AllRunsWatcher<State extends RunState = RunState> {
   /**
    * The runs known to the watcher by id: every active run, plus finished runs seen completing
    * (up to `maxFinishedRuns`) with their final state. Read-only; it changes as frames arrive.
    */
-  readonly state: ReadonlyMap<string, RunState>;
+  readonly state: ReadonlyMap<string, State>;
   /** The connection state. */
   readonly status: WatchStatus;
   /** Stops everything: closes the stream and cancels any pending reconnect. Idempotent. */

@@ -6,6 +6,7 @@
  */
 import type { RunEvent, RunState } from "../schema";
 import { DEFAULT_MAX_RETRY_MS, DEFAULT_RETRY_MS, reconnectDelay } from "./backoff";
+import { checkCustom } from "./custom-schema";
 import { WatchError } from "./errors";
 import { isRefusal, probeStatus, statusOf } from "./probe";
 import { checkRunEvent, checkRunState, isTerminalStatus } from "./schema";
@@ -393,14 +394,17 @@ export class Watch {
     } catch {
       return invalid("its data is not JSON");
     }
+    const schemas = this.#options.schemas;
     if (type === "event") {
-      const event = checkRunEvent(json);
+      let event = checkRunEvent(json);
+      if (event.ok && schemas?.event !== undefined) event = checkCustom(schemas.event, event.value);
       if (!event.ok) return invalid(event.why);
       return this.#ofThisRun(event.value.run_id)
         ? { runId: event.value.run_id, value: event.value }
         : invalid(this.#otherRun(event.value.run_id));
     }
-    const state = checkRunState(json);
+    let state = checkRunState(json);
+    if (state.ok && schemas?.state !== undefined) state = checkCustom(schemas.state, state.value);
     if (!state.ok) return invalid(state.why);
     if (type === "complete" && !isTerminalStatus(state.value.status)) {
       return invalid(`a complete frame needs a terminal status, not "${state.value.status}"`);
