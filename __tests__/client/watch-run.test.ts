@@ -174,6 +174,56 @@ describe("watchRun in Node, against a real server", () => {
     expect(watcher.state).toMatchObject({ status: "running", completed_units: 3, total_units: 5 });
   });
 
+  it('with from: "start", a late watcher gets the run\'s whole log in order, resumes after a drop without restarting, then live frames', async () => {
+    const source = new MemoryRunSource();
+    await start(source);
+    source.createRun({ id: "r", total_units: 3 });
+    source.recordEvent("r", { type: "unit.started", n: 0 });
+    source.updateRun("r", { status: "running", completed_units: 1 });
+    source.recordEvent("r", { type: "unit.progress", n: 1 });
+    const rec = new Recorder();
+    const es = trackedEventSource();
+    watcher = watchRun(`${t.url}/api/runs/r/stream`, rec.run(), {
+      EventSource: es.EventSource,
+      retryMs: 10,
+      from: "start",
+    });
+    await eventually(() => rec.events.length === 2, "the log");
+    t.server.closeAllConnections();
+    source.recordEvent("r", { type: "unit.progress", n: 2 });
+    await eventually(() => rec.events.length === 3, "the event missed during the drop");
+    source.completeRun("r", { status: "completed", completed_units: 3 });
+    await eventually(() => watcher?.status === "closed", "the complete");
+
+    // The log's own frames (no snapshot), each once; the reconnect resumed rather than restarted.
+    expect(rec.log).toEqual([
+      "status:live",
+      "state:r:0",
+      "event:r:0",
+      "state:r:1",
+      "event:r:1",
+      "status:reconnecting",
+      "status:live",
+      "event:r:2",
+      "complete:r:completed",
+      "status:closed",
+    ]);
+    expect(rec.resyncs).toEqual([]);
+    expect(requests.map((r) => r.lastEventId)).toEqual([undefined, rec.events[1]?.id]);
+  });
+
+  it('with from: "start", a finished run\'s whole log arrives and ends with complete', async () => {
+    const source = new MemoryRunSource();
+    await start(source);
+    source.createRun({ id: "r" });
+    source.recordEvent("r", { type: "unit.failed", n: 0 });
+    source.completeRun("r", { status: "failed", completed_units: 0 });
+    const rec = new Recorder();
+    watcher = watchRun(`${t.url}/api/runs/r/stream`, rec.run(), { ...trackedEventSource(), from: "start" });
+    await eventually(() => watcher?.status === "closed", "the complete");
+    expect(rec.log).toEqual(["status:live", "state:r:0", "event:r:0", "complete:r:failed", "status:closed"]);
+  });
+
   it("a finished run gives its final state and complete, and the watcher closes", async () => {
     const source = new MemoryRunSource();
     await start(source);
