@@ -2,9 +2,11 @@
  * runcast/client: watches runcast streams from a browser or from Node, over `EventSource`.
  *
  * It does what every page consuming these streams otherwise rewrites: validates each frame
- * with the same zod schemas the server uses, keeps the current state, drops envelopes it
- * has already delivered, reports the server's `resync` frames (a fresh snapshot instead of
- * the missed frames), and stops for good once a run is complete.
+ * by the same rules as the server's schemas (plus the page's own, for custom fields), keeps
+ * the current state, drops envelopes it has already delivered, reports the server's `resync`
+ * frames (a fresh snapshot instead of the missed frames), reconnects by itself (calling a URL
+ * function afresh each time, after a jittered delay), notices a connection that went silent,
+ * and stops for good once a run is complete.
  *
  * Browser-safe: imports nothing but `zod/mini` (for validation); no Node built-ins, no Express.
  *

@@ -1,6 +1,7 @@
 /**
  * The client's validation of frame data: the same rules as runcast's `RunStateSchema` and
- * `RunEventSchema` (a test checks that both accept and refuse the same values), written with
+ * `RunEventSchema` in lib/schema.ts (a property test checks that both accept and refuse the
+ * same values with the same messages: a rule added there must be added here), written with
  * zod's small build, `zod/mini`, so the browser bundle stays small. The main schemas use
  * zod's chained-method API, whose classes carry every method whether used or not.
  *
