@@ -116,6 +116,35 @@ describe("watchRun in Node, against a real server", () => {
     expect(es.instances.map((instance) => instance.readyState)).toEqual([2, 1]);
   });
 
+  it("a resumed stream that starts with a replayed state is not a resync: no onResync, no snapshot", async () => {
+    const source = new MemoryRunSource();
+    await start(source);
+    source.createRun({ id: "r" });
+    const rec = new Recorder();
+    watcher = watchRun(`${t.url}/api/runs/r/stream`, rec.run(), { ...trackedEventSource(), retryMs: 10 });
+    await eventually(() => rec.states.length === 1, "the initial state");
+    source.recordEvent("r", { type: "unit.progress", n: 0 });
+    await eventually(() => rec.events.length === 1, "event 0");
+
+    t.server.closeAllConnections();
+    // The first envelope the reconnect misses is a state change: the replay starts with it.
+    source.updateRun("r", { status: "running", completed_units: 1 });
+    source.recordEvent("r", { type: "unit.progress", n: 1 });
+    await eventually(() => rec.events.length === 2, "event 1 after the reconnect");
+
+    expect(rec.log).toEqual([
+      "status:live",
+      "state:r:0:snapshot",
+      "event:r:0",
+      "status:reconnecting",
+      "status:live",
+      "state:r:1",
+      "event:r:1",
+    ]);
+    expect(rec.resyncs).toEqual([]);
+    expect(requests.map((r) => r.lastEventId)).toEqual([undefined, rec.events[0]?.id]);
+  });
+
   it("never delivers an envelope twice, even when the server replays one it already sent", async () => {
     const source = new OverlappingSource();
     await start(source);
