@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import type { Page } from "playwright-core";
 import { CLIENT_BUNDLE } from "../../examples/app";
 import { MemoryRunSource } from "../../lib/index";
-import { runEvent, runState, sseFrame, WireServer } from "../client/wire-server";
+import { runEvent, runState, sseFrame, type WireRequest, WireServer } from "../client/wire-server";
 import { launchBrowser, type RunningExample, serveExample } from "./harness";
 
 jest.setTimeout(60_000);
@@ -49,7 +49,15 @@ describe("runcast/client in Chromium", () => {
         onStatus: (status) => calls.push(\`status:\${status}\`),
         onError: (e) => calls.push(\`error:\${e.code}:\${e.status}:\${e.serverCode}\`),
       };
-      window.watcher = kind === "watchAll" ? watchAll(path, handlers, options) : watchRun(path, handlers, options);
+      // With mintTokens, the URL is a function that mints a new token for every connection.
+      let minted = 0;
+      const url = options?.mintTokens
+        ? async () => { await new Promise((resolve) => setTimeout(resolve, 1)); minted++; return \`\${path}?token=tok-\${minted}\`; }
+        : path;
+      window.errorMessages = [];
+      const onError = handlers.onError;
+      handlers.onError = (e) => { window.errorMessages.push(e.message); onError(e); };
+      window.watcher = kind === "watchAll" ? watchAll(url, handlers, options) : watchRun(url, handlers, options);
     };
     window.harnessReady = true;
   `;
@@ -186,18 +194,25 @@ describe("runcast/client in Chromium", () => {
    * snapshot states) repeat the previous id in `lastEventId`, and none of that may confuse
    * the client.
    */
-  async function serveWire(streams: Array<(res: import("node:http").ServerResponse) => void>): Promise<WireServer> {
+  async function serveWire(
+    streams: Array<(res: import("node:http").ServerResponse) => void> | ((req: WireRequest) => void),
+  ): Promise<WireServer> {
     const bundle = readFileSync(CLIENT_BUNDLE);
     let stream = 0;
-    const started = await WireServer.start(({ url, res }) => {
+    const started = await WireServer.start((req) => {
+      const { url, res } = req;
       if (url.pathname === "/runcast/client.js") {
         res.writeHead(200, { "Content-Type": "text/javascript" }).end(bundle);
       } else if (url.pathname === "/") {
         res.writeHead(200, { "Content-Type": "text/html" }).end("<!doctype html><title>wire</title>");
-      } else if (url.pathname.startsWith("/api/")) {
+      } else if (!url.pathname.startsWith("/api/")) {
+        res.writeHead(404).end();
+      } else if (typeof streams === "function") {
+        streams(req);
+      } else {
         WireServer.open(res);
         streams[stream++]?.(res);
-      } else res.writeHead(404).end();
+      }
     });
     wire = started;
     return started;
@@ -247,6 +262,42 @@ describe("runcast/client in Chromium", () => {
       ["event", "6"],
       ["event", "21"],
     ]);
+  });
+
+  it("a URL function mints a token for every connection; a 401 gets one fresh try, read through the status probe", async () => {
+    const seenTokens: string[] = [];
+    // Answers by token, not by order: the status probe asks the same URL again.
+    const server = await serveWire(({ url, res }) => {
+      const token = url.searchParams.get("token") ?? "";
+      seenTokens.push(token);
+      if (token === "tok-2") {
+        res.writeHead(401, { "Content-Type": "application/json" });
+        res.end(JSON.stringify({ error: { code: "token_expired", message: "expired" } }));
+        return;
+      }
+      WireServer.open(res);
+      // The server ends the stream when its token expires.
+      if (token === "tok-1")
+        res.end(sseFrame("state", runState("r", 0), "1") + sseFrame("event", runEvent("r", 0), "2"));
+      else res.write(sseFrame("event", runEvent("r", 1), "3"));
+    });
+    await watchInPage("watchRun", "/api/runs/r/stream", { retryMs: 50, mintTokens: true });
+    const seen = await until("the event after the fresh token", (c) => c.includes("event:1"));
+    expect(seen).toEqual([
+      "status:live",
+      "state:r:0:snapshot",
+      "event:0",
+      "status:reconnecting",
+      "error:stream_failed:401:token_expired",
+      "status:live",
+      "event:1",
+    ]);
+    // tok-2 twice: the EventSource's request and the status probe's.
+    expect(seenTokens).toEqual(["tok-1", "tok-2", "tok-2", "tok-3"]);
+    const streams = server.requests.filter((req) => req.url.pathname.startsWith("/api/"));
+    expect(streams.map((req) => req.lastEventId)).toEqual([undefined, "2", "2", "2"]);
+    const messages = await page.evaluate(() => (window as unknown as { errorMessages: string[] }).errorMessages);
+    expect(messages.join(" ")).not.toContain("tok-");
   });
 
   it("watchRun: a server that stops writing without closing is taken for dead after 3 heartbeat intervals and resumed", async () => {
