@@ -5,6 +5,7 @@
 # require() and import, serving a stream.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+repo=$(pwd)
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -35,8 +36,9 @@ npx --no-install publint run --strict "$work/$tarball"
 if npm publish --dry-run --ignore-scripts 2>&1 | grep -E "npm (error|ERR)"; then exit 1; fi
 # runcast/client/browser is a browser ES module on purpose (a page loads it as a file; a server
 # only resolves its path), so attw's "a require call resolves to ESM" does not apply to it; its
-# resolution from both module systems is checked below instead.
-npx --no-install attw "$work/$tarball" --profile node16 --exclude-entrypoints ./client/browser
+# resolution from both module systems is checked below instead. Every other entry is checked
+# with attw's default profile, classic CommonJS resolution (node10) included.
+npx --no-install attw "$work/$tarball" --exclude-entrypoints ./client/browser
 
 mkdir "$work/app"
 cd "$work/app"
@@ -109,6 +111,38 @@ const client = await import("runcast/client/browser");
 if (typeof client.watchRun !== "function") throw new Error("runcast/client/browser lacks watchRun");
 console.log("runcast/client/browser: resolves to dist/client.browser.mjs from ESM and CommonJS");
 JS
+# TypeScript's classic CommonJS resolution (node10, which ignores `exports`) finds every entry's types.
+cat > tsconfig.json <<'JSON'
+{
+  "compilerOptions": {
+    "module": "commonjs",
+    "moduleResolution": "node10",
+    "target": "es2022",
+    "lib": ["es2022", "dom"],
+    "strict": true,
+    "noEmit": true,
+    "skipLibCheck": true,
+    "resolveJsonModule": true,
+    "esModuleInterop": true,
+    "types": []
+  },
+  "files": ["types.ts"]
+}
+JSON
+cat > types.ts <<'TS'
+import { MemoryRunSource, type RunState } from "runcast";
+import { RedisRunSource } from "runcast/redis";
+import { type RunWatcher, watchRun, WatchError } from "runcast/client";
+import schemas = require("runcast/schema.json");
+const state: RunState = { id: "r", status: "running", completed_units: 1 };
+const watcher: RunWatcher = watchRun(() => "/api/runs/r/stream", { onError: (e: WatchError) => e.code }, { from: "start" });
+// @ts-expect-error: a status runcast does not know
+const wrong: RunState = { id: "r", status: "done", completed_units: 1 };
+export { MemoryRunSource, RedisRunSource, schemas, state, watcher, wrong };
+TS
+"$repo/node_modules/.bin/tsc" -p .
+echo "types: every entry compiles under module commonjs, moduleResolution node10"
+
 node smoke.cjs
 node smoke.mjs
 node entries.cjs

@@ -4,9 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "== typecheck"; npx tsc --noEmit -p .
+echo "== typecheck"; npx tsc --noEmit -p . && npx tsc --noEmit -p __tests__/types
 echo "== lint"; npx biome check .
 echo "== build"; npm run --silent build
+echo "== client size"; node scripts/check-client-size.js
 echo "== chromium"; bash scripts/ensure-chromium.sh
 echo "== redis"; bash scripts/ensure-redis.sh
 

@@ -1,5 +1,8 @@
+import { readFileSync } from "node:fs";
 import type { Page } from "playwright-core";
+import { CLIENT_BUNDLE } from "../../examples/app";
 import { MemoryRunSource } from "../../lib/index";
+import { runEvent, runState, sseFrame, type WireRequest, WireServer } from "../client/wire-server";
 import { launchBrowser, type RunningExample, serveExample } from "./harness";
 
 jest.setTimeout(60_000);
@@ -12,7 +15,8 @@ jest.setTimeout(60_000);
 describe("runcast/client in Chromium", () => {
   let browser: Awaited<ReturnType<typeof launchBrowser>>;
   let page: Page;
-  let r: RunningExample;
+  let r: RunningExample | undefined;
+  let wire: WireServer | undefined;
 
   beforeAll(async () => {
     browser = await launchBrowser();
@@ -23,6 +27,9 @@ describe("runcast/client in Chromium", () => {
   afterEach(async () => {
     await page?.close();
     await r?.close();
+    await wire?.close();
+    r = undefined;
+    wire = undefined;
   });
 
   /**
@@ -32,31 +39,48 @@ describe("runcast/client in Chromium", () => {
   const PAGE_HARNESS = `
     import { watchAll, watchRun } from "/runcast/client.js";
     window.calls = [];
-    window.startWatch = (kind, path) => {
+    window.startWatch = (kind, path, options) => {
       const calls = window.calls;
       const handlers = {
         onState: (s, info) => calls.push(\`state:\${s.id}:\${s.completed_units}\${info.snapshot ? ":snapshot" : ""}\`),
         onEvent: (e) => calls.push(\`event:\${e.n}\`),
         onComplete: (s) => calls.push(\`complete:\${s.id}\`),
-        onResync: (_runs, info) => calls.push(info === undefined ? "resync" : \`resync:removed=\${info.removed.join(",")}\`),
+        onResync: (_runs, info) => calls.push(\`resync:\${info.reason}\${info.removed === undefined ? "" : \`:removed=\${info.removed.join(",")}\`}\`),
         onStatus: (status) => calls.push(\`status:\${status}\`),
         onError: (e) => calls.push(\`error:\${e.code}:\${e.status}:\${e.serverCode}\`),
       };
-      window.watcher = kind === "watchAll" ? watchAll(path, handlers) : watchRun(path, handlers);
+      // With mintTokens, the URL is a function that mints a new token for every connection.
+      let minted = 0;
+      const url = options?.mintTokens
+        ? async () => { await new Promise((resolve) => setTimeout(resolve, 1)); minted++; return \`\${path}?token=tok-\${minted}\`; }
+        : path;
+      window.errorMessages = [];
+      const onError = handlers.onError;
+      handlers.onError = (e) => { window.errorMessages.push(e.message); onError(e); };
+      window.watcher = kind === "watchAll" ? watchAll(url, handlers, options) : watchRun(url, handlers, options);
     };
     window.harnessReady = true;
   `;
 
   /** Opens a same-origin page and starts a watcher there. */
-  async function watchInPage(kind: "watchRun" | "watchAll", path: string): Promise<void> {
+  async function watchInPage(
+    kind: "watchRun" | "watchAll",
+    path: string,
+    options: Record<string, unknown> = {},
+  ): Promise<void> {
     page = await browser.context.newPage();
     // Any same-origin document will do: the client is imported as a module from the app.
-    await page.goto(`${r.url}/api/runs`);
+    await page.goto(r === undefined ? `${wire?.url}/` : `${r.url}/api/runs`);
     await page.addScriptTag({ type: "module", content: PAGE_HARNESS });
     await page.waitForFunction(() => (window as unknown as { harnessReady?: boolean }).harnessReady === true);
     await page.evaluate(
-      ([k, p]) => (window as unknown as { startWatch: (kind: string, path: string) => void }).startWatch(k, p),
-      [kind, path] as const,
+      ([k, p, o]) =>
+        (window as unknown as { startWatch: (kind: string, path: string, options: unknown) => void }).startWatch(
+          k,
+          p,
+          o,
+        ),
+      [kind, path, options] as const,
     );
   }
 
@@ -87,16 +111,17 @@ describe("runcast/client in Chromium", () => {
     expect(seen).toEqual(["status:reconnecting", `error:stream_refused:${why}`, "status:closed"]);
   });
 
-  it("watchAll resyncs from an id-less snapshot and removes the run that ended meanwhile", async () => {
+  it("watchAll resyncs on the server's resync frame and removes the run that ended meanwhile", async () => {
     const source = new MemoryRunSource({ historySize: 2, maxRunLogSize: 2 });
-    r = await serveExample({ source });
+    const running = await serveExample({ source });
+    r = running;
     for (const id of ["a", "b", "c"]) source.createRun({ id });
-    await watchInPage("watchAll", "/api/stream");
+    await watchInPage("watchAll", "/api/stream", { retryMs: 50 });
     await until("the snapshot", (c) => c.includes("state:c:0:snapshot"));
     source.recordEvent("a", { type: "unit.progress", n: 0 });
     await until("event 0", (c) => c.includes("event:0"));
 
-    r.drop();
+    running.drop();
     source.completeRun("a", { status: "completed" });
     source.createRun({ id: "d" });
     source.updateRun("b", { status: "running", completed_units: 2 });
@@ -111,7 +136,7 @@ describe("runcast/client in Chromium", () => {
       "state:b:2:snapshot",
       "state:c:0:snapshot",
       "state:d:0:snapshot",
-      "resync:removed=a",
+      "resync:trimmed:removed=a",
       "event:2",
     ]);
     const runs = await page.evaluate(() =>
@@ -120,26 +145,27 @@ describe("runcast/client in Chromium", () => {
     expect(runs).toEqual(["b", "c", "d"]);
   });
 
-  it("watchRun gets missed events once after a drop, resyncs past the history, and stops at complete", async () => {
+  it("watchRun gets missed events once after a drop, resyncs past the log, and stops at complete", async () => {
     const source = new MemoryRunSource({ historySize: 3, maxRunLogSize: 3 });
-    r = await serveExample({ source });
+    const running = await serveExample({ source });
+    r = running;
     source.createRun({ id: "r" });
-    await watchInPage("watchRun", "/api/runs/r/stream");
+    await watchInPage("watchRun", "/api/runs/r/stream", { retryMs: 50 });
     await until("the initial state", (c) => c.includes("state:r:0:snapshot"));
     source.recordEvent("r", { type: "unit.progress", n: 0 });
     await until("event 0", (c) => c.includes("event:0"));
 
     // A short drop: replayed.
-    r.drop();
+    running.drop();
     source.recordEvent("r", { type: "unit.progress", n: 1 });
     source.recordEvent("r", { type: "unit.progress", n: 2 });
     await until("events 1 and 2", (c) => c.includes("event:2"));
 
-    // A long one: more than the history holds, so a fresh snapshot.
-    r.drop();
+    // A long one: more than the log holds, so a resync and a fresh snapshot.
+    running.drop();
     for (const n of [3, 4, 5, 6]) source.recordEvent("r", { type: "unit.progress", n });
     source.updateRun("r", { status: "running", completed_units: 4 });
-    await until("the resync", (c) => c.includes("resync"));
+    await until("the resync", (c) => c.some((call) => call.startsWith("resync")));
     source.completeRun("r", { status: "completed", completed_units: 4 });
     const seen = await until("the end", (c) => c.includes("status:closed"));
 
@@ -154,9 +180,156 @@ describe("runcast/client in Chromium", () => {
       "status:reconnecting",
       "status:live",
       "state:r:4:snapshot",
-      "resync",
+      "resync:trimmed",
       "complete:r",
       "status:closed",
     ]);
+    const streams = running.requests.filter((req) => req.path.endsWith("/stream"));
+    expect(streams.map((req) => req.lastEventId === undefined)).toEqual([true, false, false]);
+  });
+
+  /**
+   * The wire format of resync and heartbeat frames, written byte for byte by a plain server
+   * that also serves the page and the client: in Chromium, id-less frames (resync, heartbeat,
+   * snapshot states) repeat the previous id in `lastEventId`, and none of that may confuse
+   * the client.
+   */
+  async function serveWire(
+    streams: Array<(res: import("node:http").ServerResponse) => void> | ((req: WireRequest) => void),
+  ): Promise<WireServer> {
+    const bundle = readFileSync(CLIENT_BUNDLE);
+    let stream = 0;
+    const started = await WireServer.start((req) => {
+      const { url, res } = req;
+      if (url.pathname === "/runcast/client.js") {
+        res.writeHead(200, { "Content-Type": "text/javascript" }).end(bundle);
+      } else if (url.pathname === "/") {
+        res.writeHead(200, { "Content-Type": "text/html" }).end("<!doctype html><title>wire</title>");
+      } else if (!url.pathname.startsWith("/api/")) {
+        res.writeHead(404).end();
+      } else if (typeof streams === "function") {
+        streams(req);
+      } else {
+        WireServer.open(res);
+        streams[stream++]?.(res);
+      }
+    });
+    wire = started;
+    return started;
+  }
+
+  it("watchAll: a resync frame's snapshot replaces the runs, heartbeats end an empty one, ids stay right", async () => {
+    const heartbeat = sseFrame("heartbeat", { intervalMs: 60_000 });
+    const server = await serveWire([
+      (res) =>
+        res.write(
+          sseFrame("state", runState("a", 0)) +
+            sseFrame("state", runState("b", 0), "5") +
+            heartbeat +
+            sseFrame("event", runEvent("a", 0), "6") +
+            heartbeat,
+        ),
+      (res) =>
+        res.write(
+          sseFrame("resync", { reason: "trimmed" }) +
+            sseFrame("state", runState("b", 2)) +
+            sseFrame("state", runState("d", 0), "20") +
+            heartbeat +
+            sseFrame("event", runEvent("d", 1), "21"),
+        ),
+      (res) => res.write(sseFrame("resync", { reason: "unknown_id" }) + heartbeat),
+    ]);
+    await watchInPage("watchAll", "/api/stream", { retryMs: 50 });
+    await until("event 0", (c) => c.includes("event:0"));
+    server.drop();
+    await until("event 1", (c) => c.includes("event:1"));
+    server.drop();
+    const seen = await until("the second resync", (c) => c.includes("resync:unknown_id:removed=b,d"));
+
+    expect(seen.filter((call) => !call.startsWith("status:"))).toEqual([
+      "state:a:0:snapshot",
+      "state:b:0:snapshot",
+      "event:0",
+      "state:b:2:snapshot",
+      "state:d:0:snapshot",
+      "resync:trimmed:removed=a",
+      "event:1",
+      "resync:unknown_id:removed=b,d",
+    ]);
+    const streams = server.requests.filter((req) => req.url.pathname.startsWith("/api/"));
+    expect(streams.map((req) => [req.url.searchParams.get("heartbeat"), req.lastEventId])).toEqual([
+      ["event", undefined],
+      ["event", "6"],
+      ["event", "21"],
+    ]);
+  });
+
+  it("a URL function mints a token for every connection; a 401 gets one fresh try, read through the status probe", async () => {
+    const seenTokens: string[] = [];
+    // Answers by token, not by order: the status probe asks the same URL again.
+    const server = await serveWire(({ url, res }) => {
+      const token = url.searchParams.get("token") ?? "";
+      seenTokens.push(token);
+      if (token === "tok-2") {
+        res.writeHead(401, { "Content-Type": "application/json" });
+        res.end(JSON.stringify({ error: { code: "token_expired", message: "expired" } }));
+        return;
+      }
+      WireServer.open(res);
+      // The server ends the stream when its token expires.
+      if (token === "tok-1")
+        res.end(sseFrame("state", runState("r", 0), "1") + sseFrame("event", runEvent("r", 0), "2"));
+      else res.write(sseFrame("event", runEvent("r", 1), "3"));
+    });
+    await watchInPage("watchRun", "/api/runs/r/stream", { retryMs: 50, mintTokens: true });
+    const seen = await until("the event after the fresh token", (c) => c.includes("event:1"));
+    expect(seen).toEqual([
+      "status:live",
+      "state:r:0:snapshot",
+      "event:0",
+      "status:reconnecting",
+      "error:stream_failed:401:token_expired",
+      "status:live",
+      "event:1",
+    ]);
+    // tok-2 twice: the EventSource's request and the status probe's.
+    expect(seenTokens).toEqual(["tok-1", "tok-2", "tok-2", "tok-3"]);
+    const streams = server.requests.filter((req) => req.url.pathname.startsWith("/api/"));
+    expect(streams.map((req) => req.lastEventId)).toEqual([undefined, "2", "2", "2"]);
+    const messages = await page.evaluate(() => (window as unknown as { errorMessages: string[] }).errorMessages);
+    expect(messages.join(" ")).not.toContain("tok-");
+  });
+
+  it("watchRun: a server that stops writing without closing is taken for dead after 3 heartbeat intervals and resumed", async () => {
+    const heartbeat = sseFrame("heartbeat", { intervalMs: 200 });
+    const server = await serveWire([
+      // Two heartbeats and an event, then silence with the response left open.
+      (res) =>
+        res.write(
+          sseFrame("state", runState("r", 0), "1") + heartbeat + sseFrame("event", runEvent("r", 0), "2") + heartbeat,
+        ),
+      (res) =>
+        res.write(
+          sseFrame("resync", { reason: "unknown_id", runId: "r" }) +
+            sseFrame("state", runState("r", 3), "9") +
+            sseFrame("complete", runState("r", 3, "completed"), "10"),
+        ),
+    ]);
+    await watchInPage("watchRun", "/api/runs/r/stream", { retryMs: 50 });
+    const seen = await until("the end", (c) => c.includes("status:closed"));
+    expect(seen).toEqual([
+      "status:live",
+      "state:r:0:snapshot",
+      "event:0",
+      "error:stream_stalled:undefined:undefined",
+      "status:reconnecting",
+      "status:live",
+      "state:r:3:snapshot",
+      "resync:unknown_id",
+      "complete:r",
+      "status:closed",
+    ]);
+    const streams = server.requests.filter((req) => req.url.pathname.startsWith("/api/"));
+    expect(streams.map((req) => req.lastEventId)).toEqual([undefined, "2"]);
   });
 });

@@ -44,6 +44,7 @@ export async function launchBrowser(): Promise<{ context: BrowserContext; close(
 export interface SeenRequest {
   method: string;
   path: string;
+  /** `Last-Event-ID` header, or the `lastEventId` query parameter (how runcast/client resumes). */
   lastEventId: string | undefined;
 }
 
@@ -66,7 +67,12 @@ export async function serveExample(options: ExampleOptions = {}, port = 0): Prom
   const requests: SeenRequest[] = [];
   const app = express();
   app.use((req, _res, next) => {
-    requests.push({ method: req.method, path: req.path, lastEventId: req.get("last-event-id") });
+    const query = req.query.lastEventId;
+    requests.push({
+      method: req.method,
+      path: req.path,
+      lastEventId: req.get("last-event-id") ?? (typeof query === "string" ? query : undefined),
+    });
     next();
   });
   app.use(example.app);

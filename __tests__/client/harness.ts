@@ -19,7 +19,7 @@ export class Recorder {
   readonly states: Array<{ state: RunState; id: string | undefined; snapshot: boolean }> = [];
   readonly events: Array<{ event: RunEvent; id: string | undefined }> = [];
   readonly completes: RunState[] = [];
-  readonly resyncs: Array<{ state?: RunState; runs?: string[]; removed?: string[] }> = [];
+  readonly resyncs: Array<{ reason: string; state?: RunState; runs?: string[]; removed?: string[] }> = [];
   readonly statuses: WatchStatus[] = [];
   readonly errors: WatchError[] = [];
   /** One line per call, for order assertions. */
@@ -29,9 +29,9 @@ export class Recorder {
   run(extra: Partial<RunHandlers> = {}): RunHandlers {
     return {
       ...this.#common(),
-      onResync: (state) => {
-        this.resyncs.push({ state });
-        this.log.push(`resync:${state.completed_units}`);
+      onResync: (state, info) => {
+        this.resyncs.push({ reason: info.reason, state });
+        this.log.push(`resync:${info.reason}:${state.completed_units}`);
       },
       ...extra,
     };
@@ -42,8 +42,8 @@ export class Recorder {
     return {
       ...this.#common(),
       onResync: (runs, info) => {
-        this.resyncs.push({ runs: [...runs.keys()].sort(), removed: [...info.removed].sort() });
-        this.log.push("resync");
+        this.resyncs.push({ reason: info.reason, runs: [...runs.keys()].sort(), removed: [...info.removed].sort() });
+        this.log.push(`resync:${info.reason}`);
       },
       ...extra,
     };

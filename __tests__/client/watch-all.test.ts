@@ -25,7 +25,7 @@ describe("watchAll in Node, against a real server", () => {
     source.createRun({ id: "done" });
     source.completeRun("done", { status: "completed" });
     const rec = new Recorder();
-    watcher = watchAll(`${t.url}/api/stream`, rec.all(), trackedEventSource());
+    watcher = watchAll(`${t.url}/api/stream`, rec.all(), { ...trackedEventSource(), retryMs: 10 });
     await eventually(() => rec.states.length === 2, "the snapshot");
     expect(statuses(watcher)).toEqual({ a: "pending:0", b: "pending:0" });
     // Only the snapshot's last frame carries the cursor.
@@ -52,7 +52,7 @@ describe("watchAll in Node, against a real server", () => {
     source.createRun({ id: "a" });
     source.createRun({ id: "b" });
     const rec = new Recorder();
-    watcher = watchAll(`${t.url}/api/stream`, rec.all(), trackedEventSource());
+    watcher = watchAll(`${t.url}/api/stream`, rec.all(), { ...trackedEventSource(), retryMs: 10 });
     await eventually(() => rec.states.length === 2, "the snapshot");
     source.recordEvent("a", { type: "unit.progress", n: 0 });
     await eventually(() => rec.events.length === 1, "event 0");
@@ -68,8 +68,9 @@ describe("watchAll in Node, against a real server", () => {
     expect(rec.completes.map((s) => s.id)).toEqual(["a"]);
     expect(statuses(watcher)).toEqual({ a: "completed:1", b: "running:1" });
     expect(rec.statuses).toEqual(["live", "reconnecting", "live"]);
-    // The replay started with a state frame: taken for a possible snapshot, it is reported, but removes nothing.
-    expect(rec.resyncs.every((r) => r.removed?.length === 0)).toBe(true);
+    // The replay started with a state frame: no resync frame, so no onResync.
+    expect(rec.log.slice(rec.log.indexOf("status:reconnecting"))[2]).toBe("state:b:1");
+    expect(rec.resyncs).toEqual([]);
   });
 
   it("resyncs from a fresh snapshot when the history no longer reaches back, dropping runs that ended meanwhile", async () => {
@@ -79,7 +80,7 @@ describe("watchAll in Node, against a real server", () => {
     source.createRun({ id: "b" });
     source.createRun({ id: "c" });
     const rec = new Recorder();
-    watcher = watchAll(`${t.url}/api/stream`, rec.all(), trackedEventSource());
+    watcher = watchAll(`${t.url}/api/stream`, rec.all(), { ...trackedEventSource(), retryMs: 10 });
     await eventually(() => rec.states.length === 3, "the snapshot");
     source.recordEvent("a", { type: "unit.progress", n: 0 });
     await eventually(() => rec.events.length === 1, "event 0");
@@ -93,7 +94,7 @@ describe("watchAll in Node, against a real server", () => {
     source.recordEvent("d", { type: "unit.progress", n: 2 });
     await eventually(() => rec.events.length === 2, "a live event after the resync");
 
-    expect(rec.resyncs).toEqual([{ runs: ["b", "c", "d"], removed: ["a"] }]);
+    expect(rec.resyncs).toEqual([{ reason: "trimmed", runs: ["b", "c", "d"], removed: ["a"] }]);
     expect(statuses(watcher)).toEqual({ b: "running:2", c: "pending:0", d: "pending:0" });
     // Missed events are not invented: after event 0 comes the first live one.
     expect(rec.ns).toEqual([0, 2]);

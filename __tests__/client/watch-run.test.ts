@@ -93,7 +93,7 @@ describe("watchRun in Node, against a real server", () => {
     source.createRun({ id: "r" });
     const rec = new Recorder();
     const es = trackedEventSource();
-    watcher = watchRun(`${t.url}/api/runs/r/stream`, rec.run(), { EventSource: es.EventSource });
+    watcher = watchRun(`${t.url}/api/runs/r/stream`, rec.run(), { EventSource: es.EventSource, retryMs: 10 });
     await eventually(() => rec.states.length === 1, "the initial state");
     source.recordEvent("r", { type: "unit.progress", n: 0 });
     await eventually(() => rec.events.length === 1, "event 0");
@@ -112,8 +112,37 @@ describe("watchRun in Node, against a real server", () => {
     expect(rec.statuses).toEqual(["live", "reconnecting", "live"]);
     expect(watcher.state).toMatchObject({ status: "running", completed_units: 1 });
     expect(requests.map((r) => r.lastEventId)).toEqual([undefined, rec.events[0]?.id]);
-    // The EventSource reconnected by itself: still one instance.
-    expect(es.instances).toHaveLength(1);
+    // The watcher reconnects itself: the EventSource that dropped is closed, a new one resumes.
+    expect(es.instances.map((instance) => instance.readyState)).toEqual([2, 1]);
+  });
+
+  it("a resumed stream that starts with a replayed state is not a resync: no onResync, no snapshot", async () => {
+    const source = new MemoryRunSource();
+    await start(source);
+    source.createRun({ id: "r" });
+    const rec = new Recorder();
+    watcher = watchRun(`${t.url}/api/runs/r/stream`, rec.run(), { ...trackedEventSource(), retryMs: 10 });
+    await eventually(() => rec.states.length === 1, "the initial state");
+    source.recordEvent("r", { type: "unit.progress", n: 0 });
+    await eventually(() => rec.events.length === 1, "event 0");
+
+    t.server.closeAllConnections();
+    // The first envelope the reconnect misses is a state change: the replay starts with it.
+    source.updateRun("r", { status: "running", completed_units: 1 });
+    source.recordEvent("r", { type: "unit.progress", n: 1 });
+    await eventually(() => rec.events.length === 2, "event 1 after the reconnect");
+
+    expect(rec.log).toEqual([
+      "status:live",
+      "state:r:0:snapshot",
+      "event:r:0",
+      "status:reconnecting",
+      "status:live",
+      "state:r:1",
+      "event:r:1",
+    ]);
+    expect(rec.resyncs).toEqual([]);
+    expect(requests.map((r) => r.lastEventId)).toEqual([undefined, rec.events[0]?.id]);
   });
 
   it("never delivers an envelope twice, even when the server replays one it already sent", async () => {
@@ -122,7 +151,7 @@ describe("watchRun in Node, against a real server", () => {
     source.createRun({ id: "r" });
     const rec = new Recorder();
     const es = trackedEventSource();
-    watcher = watchRun(`${t.url}/api/runs/r/stream`, rec.run(), { EventSource: es.EventSource });
+    watcher = watchRun(`${t.url}/api/runs/r/stream`, rec.run(), { EventSource: es.EventSource, retryMs: 10 });
     await eventually(() => rec.states.length === 1, "the initial state");
     source.recordEvent("r", { type: "unit.progress", n: 0 });
     await eventually(() => rec.events.length === 1, "event 0");
@@ -166,12 +195,62 @@ describe("watchRun in Node, against a real server", () => {
       "status:reconnecting",
       "status:live",
       "state:r:3:snapshot",
-      "resync:3",
+      "resync:trimmed:3",
       "event:r:4",
     ]);
     // The snapshot frame carries its cursor: the newest envelope it reflects.
     expect(rec.states[1]?.id).toBe(cursor);
     expect(watcher.state).toMatchObject({ status: "running", completed_units: 3, total_units: 5 });
+  });
+
+  it('with from: "start", a late watcher gets the run\'s whole log in order, resumes after a drop without restarting, then live frames', async () => {
+    const source = new MemoryRunSource();
+    await start(source);
+    source.createRun({ id: "r", total_units: 3 });
+    source.recordEvent("r", { type: "unit.started", n: 0 });
+    source.updateRun("r", { status: "running", completed_units: 1 });
+    source.recordEvent("r", { type: "unit.progress", n: 1 });
+    const rec = new Recorder();
+    const es = trackedEventSource();
+    watcher = watchRun(`${t.url}/api/runs/r/stream`, rec.run(), {
+      EventSource: es.EventSource,
+      retryMs: 10,
+      from: "start",
+    });
+    await eventually(() => rec.events.length === 2, "the log");
+    t.server.closeAllConnections();
+    source.recordEvent("r", { type: "unit.progress", n: 2 });
+    await eventually(() => rec.events.length === 3, "the event missed during the drop");
+    source.completeRun("r", { status: "completed", completed_units: 3 });
+    await eventually(() => watcher?.status === "closed", "the complete");
+
+    // The log's own frames (no snapshot), each once; the reconnect resumed rather than restarted.
+    expect(rec.log).toEqual([
+      "status:live",
+      "state:r:0",
+      "event:r:0",
+      "state:r:1",
+      "event:r:1",
+      "status:reconnecting",
+      "status:live",
+      "event:r:2",
+      "complete:r:completed",
+      "status:closed",
+    ]);
+    expect(rec.resyncs).toEqual([]);
+    expect(requests.map((r) => r.lastEventId)).toEqual([undefined, rec.events[1]?.id]);
+  });
+
+  it('with from: "start", a finished run\'s whole log arrives and ends with complete', async () => {
+    const source = new MemoryRunSource();
+    await start(source);
+    source.createRun({ id: "r" });
+    source.recordEvent("r", { type: "unit.failed", n: 0 });
+    source.completeRun("r", { status: "failed", completed_units: 0 });
+    const rec = new Recorder();
+    watcher = watchRun(`${t.url}/api/runs/r/stream`, rec.run(), { ...trackedEventSource(), from: "start" });
+    await eventually(() => watcher?.status === "closed", "the complete");
+    expect(rec.log).toEqual(["status:live", "state:r:0", "event:r:0", "complete:r:failed", "status:closed"]);
   });
 
   it("a finished run gives its final state and complete, and the watcher closes", async () => {
@@ -207,8 +286,8 @@ describe("watchRun in Node, against a real server", () => {
     expect(rec.ns).toEqual([0, 1]);
     expect(rec.errors.map((e) => [e.code, e.status])).toEqual([["stream_failed", 503]]);
     expect(rec.statuses).toEqual(["live", "reconnecting", "live"]);
-    expect(es.instances.map((instance) => instance.readyState)).toEqual([2, 1]);
-    // The new EventSource resumes through the lastEventId query parameter.
+    expect(es.instances.map((instance) => instance.readyState)).toEqual([2, 2, 1]);
+    // Each new EventSource resumes through the lastEventId query parameter.
     expect(requests.map((r) => r.lastEventId)).toEqual([undefined, rec.events[0]?.id, rec.events[0]?.id]);
     expect(requests[1]?.status).toBe(503);
   });
