@@ -6,6 +6,8 @@ export default defineConfig({
     client: "lib/client/index.ts",
     redis: "lib/redis/index.ts",
     react: "lib/react/index.ts",
+    testing: "lib/testing/index.ts",
+    bullmq: "lib/bullmq/index.ts",
   },
   format: ["cjs", "esm"],
   dts: true,
@@ -15,5 +17,5 @@ export default defineConfig({
   splitting: false,
   outExtension: ({ format }) => (format === "cjs" ? { js: ".cjs", dts: ".d.cts" } : { js: ".mjs", dts: ".d.mts" }),
   // runcast/react imports runcast/client by name, so both share one copy of the client.
-  external: ["express", "ioredis", "better-sse", "zod", "react", "runcast/client"],
+  external: ["express", "ioredis", "better-sse", "zod", "react", "runcast/client", "bullmq"],
 });
