@@ -5,7 +5,13 @@ import { idOf, newRunId, plain, Recorder, readWholeLog, withFixture, writeEvents
 import type { SourceFixture } from "./types";
 
 /** Tries a write to a finished run: throws when the source must refuse it, and is ignored otherwise. */
-async function writeAfterEnd(fixture: SourceFixture, runId: string, mustThrow: boolean, what: string, write: () => unknown) {
+async function writeAfterEnd(
+  fixture: SourceFixture,
+  runId: string,
+  mustThrow: boolean,
+  what: string,
+  write: () => unknown,
+) {
   let threw = false;
   try {
     await write();
@@ -52,8 +58,15 @@ export const completionBehaviours: Behaviour[] = [
           const complete = envelopes[envelopes.length - 1] as Envelope;
           assert.equal(complete.type, "complete", `run ${run}: ${complete.type} delivered after its complete`);
           const state = complete.data as { status: string };
-          assert.ok(["completed", "failed", "cancelled"].includes(state.status), `complete with status ${state.status}`);
-          assert.deepEqual(plain([{ ...complete, data: await fixture.source.getRun(run) } as Envelope]), plain([complete]), "getRun of a finished run is not its complete's state");
+          assert.ok(
+            ["completed", "failed", "cancelled"].includes(state.status),
+            `complete with status ${state.status}`,
+          );
+          assert.deepEqual(
+            plain([{ ...complete, data: await fixture.source.getRun(run) } as Envelope]),
+            plain([complete]),
+            "getRun of a finished run is not its complete's state",
+          );
           const active = await fixture.source.listRuns();
           assert.ok(!active.some((listed) => listed.id === run), "listRuns still lists a finished run");
           const completeId = idOf(complete, "the complete");
@@ -63,7 +76,11 @@ export const completionBehaviours: Behaviour[] = [
           }
           if (capabilities.snapshot === true) {
             const snapshot = await fixture.source.snapshot?.(run);
-            assert.deepEqual(JSON.parse(JSON.stringify(snapshot?.states)), [JSON.parse(JSON.stringify(complete.data))], "snapshot of a finished run");
+            assert.deepEqual(
+              JSON.parse(JSON.stringify(snapshot?.states)),
+              [JSON.parse(JSON.stringify(complete.data))],
+              "snapshot of a finished run",
+            );
             if (capabilities.runLogs === true) assert.equal(snapshot?.cursor, completeId, "a finished run's cursor");
           }
           if (capabilities.runLogs === true) {

@@ -65,7 +65,11 @@ export const liveBehaviours: Behaviour[] = [
         assert.equal(events.length, 20, `20 events written, ${events.length} delivered`);
         if (capabilities.eventFields !== false) {
           const seqs = events.map((envelope) => (envelope.data as { seq?: unknown }).seq);
-          assert.deepEqual(seqs, Array.from({ length: 20 }, (_, i) => i), "events out of order, lost or repeated");
+          assert.deepEqual(
+            seqs,
+            Array.from({ length: 20 }, (_, i) => i),
+            "events out of order, lost or repeated",
+          );
         }
       });
     },
@@ -85,7 +89,11 @@ export const liveBehaviours: Behaviour[] = [
         recorder.unsubscribe();
         const types = recorder.of(run).map((envelope) => envelope.type);
         assert.equal(types[0], "state", `the run's first state was missed (got ${types.join(", ")})`);
-        assert.equal(types.filter((type) => type === "event").length, 5, `events were missed (got ${types.join(", ")})`);
+        assert.equal(
+          types.filter((type) => type === "event").length,
+          5,
+          `events were missed (got ${types.join(", ")})`,
+        );
       });
     },
   },

@@ -34,7 +34,9 @@ export const networkBehaviours: Behaviour[] = [
             "an event was recorded twice or lost",
           );
         }
-        const states = envelopes.filter((envelope) => (envelope.data as { completed_units?: unknown }).completed_units === 3);
+        const states = envelopes.filter(
+          (envelope) => (envelope.data as { completed_units?: unknown }).completed_units === 3,
+        );
         assert.equal(states.filter((envelope) => envelope.type === "state").length, 1, "the update was recorded twice");
         assert.equal(envelopes.filter((envelope) => envelope.type === "complete").length, 1, "complete recorded twice");
         if (capabilities.runLogs === true) {

@@ -33,7 +33,11 @@ export const runLogBehaviours: Behaviour[] = [
           for (const limit of [1, 3, 1000]) {
             const read = await readWholeLog(fixture.source, { runId: run }, limit);
             assert.ok(Array.isArray(read), `run ${run}'s log from the start answered ${JSON.stringify(read)}`);
-            assert.deepEqual(plain(read), plain(recorder.of(run)), `run ${run}'s log from the start, pages of ${limit}`);
+            assert.deepEqual(
+              plain(read),
+              plain(recorder.of(run)),
+              `run ${run}'s log from the start, pages of ${limit}`,
+            );
             assert.equal(read[0]?.type, "state", "a run's log does not start with its first state");
             assert.equal(read[read.length - 1]?.type, "complete", "a finished run's log does not end with complete");
           }
@@ -117,7 +121,11 @@ export const runLogBehaviours: Behaviour[] = [
         const last = busyIds.length - 1;
         const tail = await readWholeLog(fixture.source, { runId: busy, after: busyIds[last - 3] }, 2);
         assert.ok(Array.isArray(tail), `the busy run's log after a retained id answered ${JSON.stringify(tail)}`);
-        assert.deepEqual(plain(tail), plain(recorder.of(busy).slice(last - 2)), "the busy run's log after a retained id");
+        assert.deepEqual(
+          plain(tail),
+          plain(recorder.of(busy).slice(last - 2)),
+          "the busy run's log after a retained id",
+        );
       });
     },
   },

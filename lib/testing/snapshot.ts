@@ -48,7 +48,8 @@ export const snapshotBehaviours: Behaviour[] = [
         while (writing) {
           const [one, all] = await Promise.all([snapshot(run), snapshot()]);
           taken.push({ one, all });
-          await turn();
+          // A varying pace, so snapshots land at every point of the writer's cycle.
+          for (let turns = 0; turns <= taken.length % 3; turns++) await turn();
         }
         await writes;
         await fixture.writer.completeRun(run, { status: "completed", completed_units: 40 });
@@ -78,7 +79,11 @@ export const snapshotBehaviours: Behaviour[] = [
           );
         }
         const final = await snapshot(run);
-        assert.equal(final?.cursor, runEnvelopes[runEnvelopes.length - 1]?.id, "a finished run's cursor is not its complete");
+        assert.equal(
+          final?.cursor,
+          runEnvelopes[runEnvelopes.length - 1]?.id,
+          "a finished run's cursor is not its complete",
+        );
       });
     },
   },
@@ -122,7 +127,11 @@ export const snapshotBehaviours: Behaviour[] = [
         const taken = await snapshot(quiet);
         assert.equal(taken?.cursor, quietIds[quietIds.length - 1], "the run's cursor is not its own newest envelope");
         const rest = await fixture.source.readLog?.({ runId: quiet, after: taken?.cursor, limit: 10 });
-        assert.deepEqual(rest, { envelopes: [] }, "reading the run's log after its snapshot cursor is not an empty page");
+        assert.deepEqual(
+          rest,
+          { envelopes: [] },
+          "reading the run's log after its snapshot cursor is not an empty page",
+        );
         recorder.unsubscribe();
       });
     },
