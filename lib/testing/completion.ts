@@ -2,16 +2,9 @@ import assert from "node:assert/strict";
 import type { Envelope } from "../schema";
 import type { Behaviour } from "./behaviour";
 import { idOf, newRunId, plain, Recorder, readWholeLog, withFixture, writeEvents } from "./harness";
-import type { SourceFixture } from "./types";
 
 /** Tries a write to a finished run: throws when the source must refuse it, and is ignored otherwise. */
-async function writeAfterEnd(
-  fixture: SourceFixture,
-  runId: string,
-  mustThrow: boolean,
-  what: string,
-  write: () => unknown,
-) {
+async function writeAfterEnd(runId: string, mustThrow: boolean, what: string, write: () => unknown) {
   let threw = false;
   try {
     await write();
@@ -35,13 +28,11 @@ export const completionBehaviours: Behaviour[] = [
           await writeEvents(fixture, run, 0, 3);
           await fixture.writer.completeRun(run, { status: index === 0 ? "completed" : "failed", completed_units: 3 });
           const strict = capabilities.rejectsWritesAfterComplete === true;
-          await writeAfterEnd(fixture, run, strict, "recordEvent", () =>
+          await writeAfterEnd(run, strict, "recordEvent", () =>
             fixture.writer.recordEvent(run, { type: "conformance.step", seq: 99 }),
           );
-          await writeAfterEnd(fixture, run, strict, "updateRun", () =>
-            fixture.writer.updateRun(run, { completed_units: 99 }),
-          );
-          await writeAfterEnd(fixture, run, strict, "completeRun", () =>
+          await writeAfterEnd(run, strict, "updateRun", () => fixture.writer.updateRun(run, { completed_units: 99 }));
+          await writeAfterEnd(run, strict, "completeRun", () =>
             fixture.writer.completeRun(run, { status: "completed", completed_units: 99 }),
           );
         }
