@@ -15,6 +15,7 @@ describeRedis("BullMQRunSource conformance", () => {
       },
       capabilities: {
         snapshot: true,
+        replay: true,
         readLog: true,
         runLogs: true,
         completion: true,

@@ -64,7 +64,8 @@ export class HeldJobs {
           this.held.set(job.id as string, { job, resolve, reject });
           for (const waiter of [...this.#waiters]) waiter();
         }),
-      { connection, concurrency: 50 },
+      // Short stall checks, so a test's later worker finds a crashed worker's job quickly.
+      { connection, concurrency: 50, lockDuration: 1_000, stalledInterval: 500 },
     );
     this.source = new BullMQRunSource({
       queue: name,
@@ -126,7 +127,8 @@ export class HeldJobs {
   async close(): Promise<void> {
     for (const held of this.held.values()) held.reject(new Error("test over"));
     await this.source.close();
-    await this.worker.close(true);
+    // Not forced: the worker finishes moving the jobs just rejected before the keys go.
+    await this.worker.close();
     await this.queue.close();
     await deleteQueueKeys(this.name);
   }

@@ -174,7 +174,7 @@ export class BullMQRunSource implements RunEventSource {
 
   /** One run's state (folded from its log) or every active run's, with the newest envelope's id, from one read. */
   async snapshot(runId?: string): Promise<RunSnapshot | undefined> {
-    const { envelopes, derivation } = await this.#readAll();
+    const { envelopes, derivation } = await this.#readAll(runId);
     if (runId === undefined) {
       const states: RunState[] = [];
       for (const run of derivation.runs.values()) if (!run.done) states.push(run.state);
@@ -199,7 +199,7 @@ export class BullMQRunSource implements RunEventSource {
    * cannot avoid the other jobs' entries.
    */
   async readLog(query: LogQuery): Promise<LogPage | LogGap | undefined> {
-    const { envelopes, derivation, trimmed } = await this.#readAll();
+    const { envelopes, derivation, trimmed } = await this.#readAll(query.runId);
     const limit = Math.max(1, Math.floor(query.limit));
     let log = envelopes;
     let fromStart = !trimmed;
@@ -221,6 +221,15 @@ export class BullMQRunSource implements RunEventSource {
       return { gap: "trimmed" };
     }
     return { gap: "unknown_id" };
+  }
+
+  /** The envelopes after `afterId` (of one run, or all), or `null` when the stream does not hold that id. */
+  async replay(afterId: string, runId?: string): Promise<Envelope[] | null> {
+    const { envelopes } = await this.#readAll();
+    const at = envelopes.findIndex((envelope) => envelope.id === afterId);
+    if (at < 0) return null;
+    const rest = envelopes.slice(at + 1);
+    return runId === undefined ? rest : rest.filter((envelope) => envelope.runId === runId);
   }
 
   compareIds(a: string, b: string): number {
@@ -312,7 +321,10 @@ export class BullMQRunSource implements RunEventSource {
   }
 
   /** Reads and derives the whole event stream; closes finished runs no process has closed yet, first. */
-  async #readAll(): Promise<Reading> {
+  async #readAll(runId?: string): Promise<Reading> {
+    // Lines logged before this read get their place before it, so a snapshot's cursor covers them.
+    if (runId === undefined) await this.#pollLogs();
+    else if (isValidRunId(runId)) await this.#claim([runId], false).catch(() => undefined);
     for (let attempt = 0; ; attempt++) {
       const entries = await this.#entries("-", "+");
       await this.#resolveParents(entries);

@@ -123,10 +123,15 @@ export const snapshotBehaviours: Behaviour[] = [
         for (let seq = 0; seq < 5; seq++) await fixture.writer.recordEvent(busy, { type: "conformance.step", seq });
         await fixture.writer.completeRun(busy, { status: "completed", completed_units: 5 });
         await recorder.completed(busy);
-        const quietIds = recorder.of(quiet).map((envelope) => envelope.id);
         const taken = await snapshot(quiet);
-        assert.equal(taken?.cursor, quietIds[quietIds.length - 1], "the run's cursor is not its own newest envelope");
-        const rest = await fixture.source.readLog?.({ runId: quiet, after: taken?.cursor, limit: 10 });
+        assert.ok(taken?.cursor !== undefined, "the quiet run's snapshot has no cursor");
+        await recorder.until(
+          () => recorder.envelopes.some((envelope) => envelope.id === taken.cursor),
+          `the envelope of the quiet run's cursor ${taken.cursor}`,
+        );
+        const quietIds = recorder.of(quiet).map((envelope) => envelope.id);
+        assert.equal(taken.cursor, quietIds[quietIds.length - 1], "the run's cursor is not its own newest envelope");
+        const rest = await fixture.source.readLog?.({ runId: quiet, after: taken.cursor, limit: 10 });
         assert.deepEqual(
           rest,
           { envelopes: [] },
