@@ -48,6 +48,8 @@ export class HeldJobs {
   readonly worker: Worker;
   readonly source: BullMQRunSource;
   readonly held = new Map<string, Held>();
+  /** Jobs the test finished, which a test may still log to or report progress on. */
+  readonly finishedJobs = new Map<string, Job>();
   readonly errors: { error: Error; phase: string; jobId?: string }[] = [];
   readonly #waiters = new Set<() => void>();
 
@@ -105,18 +107,17 @@ export class HeldJobs {
         await this.started(id);
       },
       recordEvent: async (runId, event) => {
-        await this.held.get(runId)?.job.log(`step ${event.seq}`);
+        await (this.held.get(runId)?.job ?? this.finishedJobs.get(runId))?.log(`step ${event.seq}`);
       },
+      // On a finished job too (BullMQ takes it), so a source must ignore what follows the end.
       updateRun: async (runId, patch) => {
-        const held = this.held.get(runId);
-        if (held !== undefined && !(await held.job.isCompleted()) && !(await held.job.isFailed())) {
-          await held.job.updateProgress(patch);
-        }
+        await (this.held.get(runId)?.job ?? this.finishedJobs.get(runId))?.updateProgress(patch);
       },
       completeRun: async (runId, final) => {
         const held = this.held.get(runId);
         if (held === undefined) throw new Error(`job ${runId} is not held`);
         this.held.delete(runId);
+        this.finishedJobs.set(runId, held.job);
         if (final.status === "completed") held.resolve({ completed_units: final.completed_units });
         else held.reject(new Error("the conformance suite failed this job"));
         await this.finished(runId);

@@ -27,6 +27,8 @@ export const completionBehaviours: Behaviour[] = [
           await fixture.writer.createRun({ id: run });
           await writeEvents(fixture, run, 0, 3);
           await fixture.writer.completeRun(run, { status: index === 0 ? "completed" : "failed", completed_units: 3 });
+          // Once the complete is out, whatever is written to the run must not follow it.
+          await recorder.completed(run);
           const strict = capabilities.rejectsWritesAfterComplete === true;
           await writeAfterEnd(run, strict, "recordEvent", () =>
             fixture.writer.recordEvent(run, { type: "conformance.step", seq: 99 }),
