@@ -1,5 +1,6 @@
-// `npm run example`: builds the package when dist/ is missing or older than lib/ (the page
-// loads dist/client.browser.mjs), then runs examples/main.ts with ts-node.
+// `npm run example` (and `npm run example:bullmq`, which passes "bullmq"): builds the package
+// when dist/ is missing or older than lib/ (the page loads dist/client.browser.mjs), then runs
+// examples/main.ts (or examples/bullmq/main.ts) with ts-node.
 const { spawnSync } = require("node:child_process");
 const fs = require("node:fs");
 const path = require("node:path");
@@ -26,4 +27,4 @@ require("ts-node").register({
   transpileOnly: true,
   compilerOptions: { module: "commonjs", moduleResolution: "node" },
 });
-require(path.join(root, "examples", "main.ts"));
+require(path.join(root, "examples", ...(process.argv[2] === "bullmq" ? ["bullmq"] : []), "main.ts"));
