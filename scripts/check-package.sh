@@ -81,6 +81,12 @@ cat > entries.cjs <<'JS'
 const { RedisRunSource } = require("runcast/redis");
 const { watchRun, watchAll } = require("runcast/client");
 const schemas = require("runcast/schema.json");
+// runcast/testing (node:assert only) and runcast/bullmq (ioredis at load; bullmq itself never imported).
+const { testRunEventSource } = require("runcast/testing");
+const { BullMQRunSource } = require("runcast/bullmq");
+if (typeof testRunEventSource !== "function" || typeof BullMQRunSource !== "function") {
+  throw new Error("runcast/testing or runcast/bullmq lacks its exports");
+}
 if (typeof RedisRunSource !== "function" || typeof watchRun !== "function" || typeof watchAll !== "function") {
   throw new Error("a subpath entry lacks its exports");
 }
@@ -95,7 +101,12 @@ import("runcast/redis").then((esm) => {
   return import("runcast/react");
 }).then((esm) => {
   if (typeof esm.useRun !== "function") throw new Error("runcast/react (ESM) lacks useRun");
-  console.log("subpaths: runcast/redis, runcast/client, runcast/react and runcast/schema.json load");
+  return Promise.all([import("runcast/testing"), import("runcast/bullmq")]);
+}).then(([testing, bullmq]) => {
+  if (typeof testing.conformanceTests !== "function" || typeof bullmq.BullMQRunSource !== "function") {
+    throw new Error("runcast/testing or runcast/bullmq (ESM) lacks its exports");
+  }
+  console.log("subpaths: runcast/redis, runcast/client, runcast/react, runcast/testing, runcast/bullmq and runcast/schema.json load");
 });
 JS
 cat > browser.mjs <<'JS'

@@ -7,6 +7,8 @@ import { runLogBehaviours } from "./run-logs";
 import { snapshotBehaviours } from "./snapshot";
 import type { ConformanceOptions, ConformanceTest, SourceCapabilities, TestRunner } from "./types";
 
+export type { Envelope, RunState } from "../schema";
+export type { LogGap, LogPage, LogQuery, RunEventSource, RunSnapshot } from "../source";
 export type {
   ConformanceOptions,
   ConformanceTest,
