@@ -13,7 +13,7 @@ describeRedis("RedisRunSource conformance", () => {
       create: async () => {
         const prefix = newPrefix("conformance");
         const proxy = await FaultyProxy.start(REDIS_URL);
-        const source = new RedisRunSource({ url: proxy.urlFor(REDIS_URL), prefix, historySize: 50 });
+        const source = new RedisRunSource({ url: proxy.urlFor(REDIS_URL), prefix, historySize: 50, maxRunLogSize: 20 });
         return {
           source,
           writer: source,
@@ -31,7 +31,10 @@ describeRedis("RedisRunSource conformance", () => {
         snapshot: true,
         replay: true,
         completion: true,
+        readLog: true,
+        runLogs: true,
         historySize: 50,
+        maxRunLogSize: 20,
         // XADD MAXLEN ~ trims whole stream nodes (100 entries by default), so a few hundred more may stay.
         trimSlack: 250,
         rejectsWritesAfterComplete: true,

@@ -84,8 +84,14 @@ export class DeliversTwice extends Wrapper {
 
 /** Treats an id it does not know as "from the beginning" instead of answering null. */
 export class ReplaysUnknownIdsFromStart extends Wrapper {
+  readonly #all: Envelope[] = [];
+  constructor() {
+    super();
+    this.inner.subscribe((envelope) => this.#all.push(envelope));
+  }
   override replay(afterId: string, runId?: string): Envelope[] | null {
-    return this.inner.replay(afterId, runId) ?? this.inner.replay(`${this.inner.lastId?.split("-")[0]}-0`, runId);
+    const everything = this.#all.filter((envelope) => runId === undefined || envelope.runId === runId);
+    return this.inner.replay(afterId, runId) ?? everything;
   }
 }
 

@@ -9,14 +9,17 @@ testRunEventSource(
   {
     name: "MemoryRunSource",
     create: () => {
-      const source = new MemoryRunSource({ historySize: 50 });
+      const source = new MemoryRunSource({ historySize: 50, maxRunLogSize: 20 });
       return { source, writer: source };
     },
     capabilities: {
       snapshot: true,
       replay: true,
       completion: true,
+      readLog: true,
+      runLogs: true,
       historySize: 50,
+      maxRunLogSize: 20,
       rejectsWritesAfterComplete: true,
     },
   },
