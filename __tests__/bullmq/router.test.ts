@@ -1,9 +1,10 @@
 import { fork } from "node:child_process";
 import path from "node:path";
 import { FlowProducer, type Job, Worker } from "bullmq";
-import { BullMQRunSource } from "../../lib/bullmq/index";
+import type { BullMQRunSource } from "../../lib/bullmq/index";
 import { serve, type TestServer } from "../helpers/server";
 import { type SseFrame, SseStream } from "../helpers/sse";
+import { Fixture } from "../redis/support";
 import { connectionOptions, describeRedis, HeldJobs, newQueueName, REDIS_URL, within } from "./support";
 
 jest.setTimeout(60_000);
@@ -35,7 +36,7 @@ describeRedis("BullMQ jobs watched through the router", () => {
     jobs = undefined;
   });
 
-  it("a flow's parent run shows its children as units, its logs and progress, then complete with the return value; a replay from its first envelope gets the same frames", async () => {
+  it("a flow's parent run shows its children as units, its logs and progress, then complete with the return value; and ?from=start gets the same run from its first envelope", async () => {
     const held = new HeldJobs(newQueueName("flow"));
     jobs = held;
     await held.ready();
@@ -103,10 +104,17 @@ describeRedis("BullMQ jobs watched through the router", () => {
     // Every frame after the snapshot is the source's log after the snapshot's cursor, once, in order.
     expect(plain(frames.slice(1))).toEqual(await logAfter(held.source, "report-1", frames[0]?.id));
 
-    // From the start: a resume after the run's first envelope gets every later frame of its log.
+    // From the start: the run's whole log, every frame with its id, ending with complete.
     const whole = await logAfter(held.source, "report-1");
-    const first = whole[0]?.id as string;
-    const replayed = await SseStream.open(`${server.url}/api/runs/report-1/stream`, { "Last-Event-ID": first });
+    expect(whole[0]?.event).toBe("state");
+    const fromStart = await SseStream.open(`${server.url}/api/runs/report-1/stream?from=start`);
+    streams.push(fromStart);
+    await fromStart.end(WAIT_MS);
+    expect(plain(fromStart.frames)).toEqual(whole);
+    // A resume after the run's first envelope gets every later frame of its log.
+    const replayed = await SseStream.open(`${server.url}/api/runs/report-1/stream`, {
+      "Last-Event-ID": whole[0]?.id as string,
+    });
     streams.push(replayed);
     await replayed.end(WAIT_MS);
     expect(plain(replayed.frames)).toEqual(whole.slice(1));
@@ -117,7 +125,7 @@ describeRedis("BullMQ jobs watched through the router", () => {
     expect(child.of("complete")[0]?.json).toMatchObject({ status: "completed", return_value: "part-a" });
   });
 
-  it("a watcher that connects mid-job gets the job's state so far, then every later frame once, ending with complete", async () => {
+  it("a watcher that connects mid-job gets the job's state so far, then every later frame once; with ?from=start it gets everything the job did", async () => {
     const held = new HeldJobs(newQueueName("midjob"));
     jobs = held;
     await held.ready();
@@ -130,6 +138,8 @@ describeRedis("BullMQ jobs watched through the router", () => {
     }
     const watcher = await SseStream.open(`${server.url}/api/runs/task-1/stream`);
     streams.push(watcher);
+    const fromStart = await SseStream.open(`${server.url}/api/runs/task-1/stream?from=start`);
+    streams.push(fromStart);
     await watcher.frameCount(1, WAIT_MS);
     expect(watcher.frames[0]?.json).toMatchObject({ status: "running", completed_units: 3, total_units: 6 });
     for (let step = 4; step <= 6; step++) {
@@ -145,6 +155,12 @@ describeRedis("BullMQ jobs watched through the router", () => {
       .map((frame) => (frame.json as { message: string }).message);
     expect(logged).toEqual(["step 4", "step 5", "step 6"]);
     expect(frames[frames.length - 1]?.json).toMatchObject({ status: "completed", return_value: { done: true } });
+    // Joining mid-job with ?from=start: everything the job did, from its first state, once.
+    await fromStart.end(WAIT_MS);
+    expect(plain(fromStart.frames)).toEqual(await logAfter(held.source, "task-1"));
+    expect(fromStart.of("event").map((frame) => (frame.json as { message: string }).message)).toEqual(
+      Array.from({ length: 6 }, (_, i) => `step ${i + 1}`),
+    );
   });
 
   it("a worker that crashes mid-job shows as stalled, then the retry's attempt runs to complete", async () => {
@@ -204,46 +220,47 @@ describeRedis("BullMQ jobs watched through the router", () => {
     }
   });
 
-  it("a server restarted mid-job resumes a client's Last-Event-ID and loses nothing", async () => {
+  it("a server process restarted mid-job resumes a client's Last-Event-ID and loses nothing (another process derives the same ids)", async () => {
     const held = new HeldJobs(newQueueName("restart"));
     jobs = held;
     await held.ready();
-    server = await serve(held.source);
-    await held.queue.add("task", {}, { jobId: "long-1" });
-    const { job, resolve } = await held.started("long-1");
-    const first = await SseStream.open(`${server.url}/api/runs/long-1/stream`);
-    streams.push(first);
-    await first.frameCount(1, WAIT_MS);
-    await job.log("before restart");
-    await first.until(() => first.of("event").length === 1, "the first log line", WAIT_MS);
-    const lastId = first.frames[first.frames.length - 1]?.id as string;
-    await server.close();
-    server = undefined;
-
-    // While no server runs, the job goes on.
-    await job.log("during restart");
-    await job.updateProgress({ completed_units: 1, total_units: 2 });
-    const fresh = new BullMQRunSource({ queue: held.name, connection: connectionOptions() });
+    const env = { QUEUE: held.name, REDIS_URL };
+    const serverFile = path.join("..", "..", "bullmq", "fixtures", "server.ts");
+    const before = await Fixture.start(serverFile, "server before the restart", env);
+    let after: Fixture | undefined;
     try {
-      await fresh.ready();
-      server = await serve(fresh);
-      const resumed = await SseStream.open(`${server.url}/api/runs/long-1/stream`, { "Last-Event-ID": lastId });
+      await held.queue.add("task", {}, { jobId: "long-1" });
+      const { job, resolve } = await held.started("long-1");
+      const first = await SseStream.open(`${before.url}/api/runs/long-1/stream`);
+      streams.push(first);
+      await first.frameCount(1, WAIT_MS);
+      await job.log("before restart");
+      await first.until(() => first.of("event").length === 1, "the first log line", WAIT_MS);
+      const lastId = first.frames[first.frames.length - 1]?.id as string;
+      await before.stop();
+      first.close();
+
+      // While no server runs, the job goes on.
+      await job.log("during restart");
+      await job.updateProgress({ completed_units: 1, total_units: 2 });
+      after = await Fixture.start(serverFile, "server after the restart", env);
+      const resumed = await SseStream.open(`${after.url}/api/runs/long-1/stream`, { "Last-Event-ID": lastId });
       streams.push(resumed);
       await resumed.frameCount(1, WAIT_MS);
       await job.log("after restart");
       resolve("finished");
       await resumed.end(WAIT_MS);
       expect(resumed.of("resync")).toEqual([]);
-      expect(plain(resumed.frames)).toEqual(await logAfter(fresh, "long-1", lastId));
+      // This process's own source derives the very frames the restarted process sent.
+      expect(plain(resumed.frames)).toEqual(await logAfter(held.source, "long-1", lastId));
       expect(resumed.of("event").map((frame) => (frame.json as { message: string }).message)).toEqual([
         "during restart",
         "after restart",
       ]);
       expect(resumed.of("complete")[0]?.json).toMatchObject({ status: "completed", return_value: "finished" });
     } finally {
-      await server?.close();
-      server = undefined;
-      await fresh.close();
+      await before.stop();
+      await after?.stop();
     }
   });
 });

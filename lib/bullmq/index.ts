@@ -223,13 +223,13 @@ export class BullMQRunSource implements RunEventSource {
     return { gap: "unknown_id" };
   }
 
-  /** The envelopes after `afterId` (of one run, or all), or `null` when the stream does not hold that id. */
+  /**
+   * The envelopes after `afterId` (of one run, or all), or `null` when that log does not hold
+   * the id (one run's replay takes only that run's ids).
+   */
   async replay(afterId: string, runId?: string): Promise<Envelope[] | null> {
-    const { envelopes } = await this.#readAll();
-    const at = envelopes.findIndex((envelope) => envelope.id === afterId);
-    if (at < 0) return null;
-    const rest = envelopes.slice(at + 1);
-    return runId === undefined ? rest : rest.filter((envelope) => envelope.runId === runId);
+    const page = await this.readLog({ runId, after: afterId, limit: Number.MAX_SAFE_INTEGER });
+    return page === undefined || "gap" in page ? null : page.envelopes;
   }
 
   compareIds(a: string, b: string): number {
