@@ -4,7 +4,15 @@ import { BullMQRunSource, type BullMQRunSourceOptions } from "../../lib/bullmq/i
 import type { ConformanceWriter } from "../../lib/testing/index";
 import { adminClient, eventually, REDIS_URL } from "../redis/support";
 
-export { describeRedis, eventually, REDIS_URL, within } from "../redis/support";
+export {
+  adminClient,
+  Collector,
+  connectionsNamed,
+  describeRedis,
+  eventually,
+  REDIS_URL,
+  within,
+} from "../redis/support";
 
 /** A queue name no other test uses. */
 export function newQueueName(label: string): string {

@@ -107,6 +107,7 @@ export class BullMQRunSource implements RunEventSource {
   #generation = 0;
   #poll: NodeJS.Timeout | undefined;
   #closed = false;
+  #readerInterrupted = false;
 
   constructor(options: BullMQRunSourceOptions) {
     if (typeof options?.queue !== "string" || options.queue === "" || options.queue.includes(":")) {
@@ -367,9 +368,7 @@ export class BullMQRunSource implements RunEventSource {
   #start(): void {
     const generation = ++this.#generation;
     // The start position is asked for now, before anything written after subscribe can be missed.
-    const start = this.#commands
-      .xrevrange(this.#keys.events, "+", "-", "COUNT", 1)
-      .then((reply) => entriesOf(reply)[0]?.id ?? "0-0");
+    const start = this.#lastEntryId();
     this.#reader ??= this.#duplicate();
     void this.#readLoop(generation, start);
     const poll = (): void => {
@@ -382,13 +381,23 @@ export class BullMQRunSource implements RunEventSource {
   }
 
   #duplicate(): Redis {
-    const settings = { protocol: 2, keyPrefix: "", commandTimeout: undefined } as const;
+    const settings = {
+      protocol: 2,
+      keyPrefix: "",
+      commandTimeout: undefined,
+      connectionName: `runcast-bullmq:${this.queue}:reader`,
+    } as const;
     const reader =
       this.#source instanceof Redis
         ? this.#source.duplicate(settings)
         : new Redis({ host: "127.0.0.1", port: 6379, ...this.#source, ...settings });
     reader.on("error", () => {
       // Reported by the read loop.
+    });
+    // ioredis sends a blocked XREAD again after a reconnect, so the loop sees no error: the
+    // flag makes it check that the stream still holds its position before delivering more.
+    reader.on("close", () => {
+      this.#readerInterrupted = true;
     });
     return reader;
   }
@@ -414,8 +423,17 @@ export class BullMQRunSource implements RunEventSource {
   async #readLoop(generation: number, startId: Promise<string>): Promise<void> {
     let position: string | undefined;
     let derivation: Derivation | undefined;
+    let failed = false;
     while (generation === this.#generation && !this.#closed) {
       try {
+        if (failed && position !== undefined && position !== "0-0" && !(await this.#holds(position))) {
+          // The stream lost entries past the reader while it was away: they will never be
+          // delivered live. Say so, and start over from the stream as it is now.
+          this.#gap(position);
+          position = undefined;
+          startId = this.#lastEntryId();
+        }
+        failed = false;
         if (position === undefined || derivation === undefined) {
           position = await startId;
           // What the runs were at the start position, so the first live entries continue them.
@@ -436,6 +454,15 @@ export class BullMQRunSource implements RunEventSource {
           position,
         )) as [string, unknown[]][] | null;
         if (generation !== this.#generation) return;
+        if (this.#readerInterrupted) {
+          this.#readerInterrupted = false;
+          if (position !== "0-0" && !(await this.#holds(position))) {
+            this.#gap(position);
+            position = undefined;
+            startId = this.#lastEntryId();
+            continue;
+          }
+        }
         const entries = entriesOf(reply?.[0]?.[1]);
         await this.#resolveParents(entries);
         const finished: string[] = [];
@@ -450,6 +477,7 @@ export class BullMQRunSource implements RunEventSource {
         if (finished.length > 0) await this.#claim(finished, true);
       } catch (error) {
         if (generation !== this.#generation || this.#closed) return;
+        failed = true;
         this.#report(
           new Error(
             `reading the event stream failed (${error instanceof Error ? error.message : String(error)}); trying again`,
@@ -457,6 +485,31 @@ export class BullMQRunSource implements RunEventSource {
           "read",
         );
         await new Promise((resolve) => setTimeout(resolve, READ_RETRY_MS).unref());
+      }
+    }
+  }
+
+  /** Whether the event stream still holds entry `id`. */
+  async #holds(id: string): Promise<boolean> {
+    return (await this.#commands.xrange(this.#keys.events, id, id)).length > 0;
+  }
+
+  #lastEntryId(): Promise<string> {
+    return this.#commands
+      .xrevrange(this.#keys.events, "+", "-", "COUNT", 1)
+      .then((reply) => entriesOf(reply)[0]?.id ?? "0-0");
+  }
+
+  #gap(position: string): void {
+    const gap: LiveGap = {
+      reason: "trimmed",
+      message: `runcast/bullmq: the event stream of queue ${this.queue} no longer holds ${position}, where the live reader was; entries added meanwhile were not delivered live (raise BullMQ's streams.events.maxLen if outages outlast it)`,
+    };
+    for (const listener of [...this.#gapListeners]) {
+      try {
+        listener(gap);
+      } catch (error) {
+        this.#report(error instanceof Error ? error : new Error(String(error)), "listener");
       }
     }
   }
