@@ -91,6 +91,7 @@ interface Reading {
  * need nothing but BullMQ.
  */
 export class BullMQRunSource implements RunEventSource {
+  /** The BullMQ queue served. */
   readonly queue: string;
   readonly #base: string;
   readonly #keys: { events: string; meta: string; active: string; waitingChildren: string };
@@ -107,8 +108,11 @@ export class BullMQRunSource implements RunEventSource {
   #generation = 0;
   #poll: NodeJS.Timeout | undefined;
   #closed = false;
+  /** The last reading of the whole stream, and the stream content it was read from. */
+  #cache: { key: string; reading: Reading } | undefined;
   #readerInterrupted = false;
 
+  /** Connects to Redis at once; options are checked now, throwing `invalid_option`. */
   constructor(options: BullMQRunSourceOptions) {
     if (typeof options?.queue !== "string" || options.queue === "" || options.queue.includes(":")) {
       throw new RuncastError("invalid_option", "queue must be a BullMQ queue name (a non-empty string without ':')");
@@ -165,10 +169,12 @@ export class BullMQRunSource implements RunEventSource {
 
   // ---- RunEventSource -------------------------------------------------------------------
 
+  /** The run's state, folded from its log; `undefined` when the stream holds nothing of the job. */
   async getRun(runId: string): Promise<RunState | undefined> {
     return (await this.snapshot(runId))?.states[0];
   }
 
+  /** The runs whose `complete` the event stream does not hold yet. */
   async listRuns(): Promise<RunState[]> {
     return (await this.snapshot())?.states ?? [];
   }
@@ -187,6 +193,7 @@ export class BullMQRunSource implements RunEventSource {
     return { states: [run.state], cursor: mine[mine.length - 1]?.id };
   }
 
+  /** A finished run's `complete` envelope (from its `runcast:done` entry), id included. */
   async getCompletion(runId: string): Promise<Envelope | undefined> {
     const { envelopes } = await this.#readAll();
     const mine = envelopes.filter((envelope) => envelope.runId === runId);
@@ -233,6 +240,7 @@ export class BullMQRunSource implements RunEventSource {
     return page === undefined || "gap" in page ? null : page.envelopes;
   }
 
+  /** Orders envelope ids (`<ms>-<seq>-<n>`). */
   compareIds(a: string, b: string): number {
     return compareBullmqIds(a, b);
   }
@@ -327,6 +335,9 @@ export class BullMQRunSource implements RunEventSource {
     if (runId === undefined) await this.#pollLogs();
     else if (isValidRunId(runId)) await this.#claim([runId], false).catch(() => undefined);
     for (let attempt = 0; ; attempt++) {
+      // A paged resume asks again and again: while the stream is unchanged, one reading serves.
+      const info = await this.#streamInfo();
+      if (this.#cache !== undefined && this.#cache.key === info.key) return this.#cache.reading;
       const entries = await this.#entries("-", "+");
       await this.#resolveParents(entries);
       const derivation = this.#derivation();
@@ -336,21 +347,38 @@ export class BullMQRunSource implements RunEventSource {
         await this.#claim(unclosed, true);
         continue;
       }
-      return { envelopes, derivation, trimmed: await this.#trimmed(entries) };
+      const trimmed =
+        info.entriesAdded === undefined
+          ? entries[0]?.fields.get("event") !== "added"
+          : info.entriesAdded > entries.length;
+      const reading = { envelopes, derivation, trimmed };
+      this.#cache = unclosed.length === 0 ? { key: info.key, reading } : undefined;
+      return reading;
     }
   }
 
-  /** Whether the stream lost entries from its start (Redis 7: more entries added than it holds). */
-  async #trimmed(entries: readonly StreamEntry[]): Promise<boolean> {
+  /**
+   * What identifies the stream's content (its last id, length and first entry: any write or
+   * trim changes one), and how many entries it ever took (Redis 7), to tell a trimmed start.
+   */
+  async #streamInfo(): Promise<{ key: string; entriesAdded?: number }> {
+    let info: unknown[];
     try {
-      const info = (await this.#commands.call("XINFO", "STREAM", this.#keys.events)) as unknown[];
-      const at = info.indexOf("entries-added");
-      if (at >= 0) return Number(info[at + 1]) > entries.length;
+      info = (await this.#commands.call("XINFO", "STREAM", this.#keys.events)) as unknown[];
     } catch {
-      // No stream yet: nothing trimmed.
-      return false;
+      return { key: "none", entriesAdded: 0 }; // No stream yet.
     }
-    return entries[0]?.fields.get("event") !== "added";
+    const field = (name: string): unknown => {
+      const at = info.indexOf(name);
+      return at >= 0 ? info[at + 1] : undefined;
+    };
+    const first = field("first-entry");
+    const firstId = Array.isArray(first) ? String(first[0]) : "";
+    const added = field("entries-added");
+    return {
+      key: `${String(field("last-generated-id"))}|${String(field("length"))}|${firstId}`,
+      entriesAdded: added === undefined ? undefined : Number(added),
+    };
   }
 
   #claim(jobIds: readonly string[], close: boolean): Promise<unknown> {
