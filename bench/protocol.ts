@@ -83,7 +83,9 @@ export type ServerRequest =
   /** Broadcast `count` events, one every `intervalMs`. */
   | { cmd: "paced"; count: number; intervalMs: number }
   /** Connected clients and clients cut off. */
-  | { cmd: "stats" };
+  | { cmd: "stats" }
+  /** The process's CPU time so far (user + system): read before and after a window, the difference is what it used. */
+  | { cmd: "cpu" };
 
 /** Answers of a server process, by request. */
 export interface ServerReplies {
@@ -91,6 +93,7 @@ export interface ServerReplies {
   blast: { broadcasts: number; startedAt: number; endedAt: number; cpuMs: number };
   paced: { broadcasts: number };
   stats: { clients: number; cutOffs: number };
+  cpu: { ms: number };
 }
 
 /** Requests from the orchestrator to the load process. */

@@ -175,6 +175,12 @@ async function deliver<T>(
   return { sent, got };
 }
 
+/** CPU time (user + system, ms) the server processes have used so far, summed. */
+async function serversCpuMs(servers: readonly Server[]): Promise<number> {
+  const each = await Promise.all(servers.map((x) => x.request({ cmd: "cpu" })));
+  return each.reduce((sum, x) => sum + x.ms, 0);
+}
+
 /** Clients a trial connects, serves one event and drops before it measures anything. */
 const WARM_UP_CLIENTS = 32;
 
@@ -308,7 +314,10 @@ async function trial(
       const blasts: Blast[] = [];
       for (let i = 0; i < s.blasts; i++) {
         const machine = machineBusy();
+        const cpuBefore = await serversCpuMs(servers);
         const run = await deliver(load, false, blast(s.blastMs), (r) => r.broadcasts);
+        // Read once every client has every event: the window covers the drain too.
+        const cpuAfter = await serversCpuMs(servers);
         const ms = run.got.lastEventAt - run.sent.startedAt;
         const serverCpu = run.sent.cpuMs / ms;
         const loadCpu = run.got.cpuMs / ms;
@@ -319,6 +328,8 @@ async function trial(
           serverCpu,
           loadCpu,
           otherCpu: machine === undefined ? Number.NaN : Math.max(0, machine() - serverCpu - loadCpu),
+          serverCpuMs: cpuAfter - cpuBefore,
+          cpuPerEventUs: run.got.total === 0 ? Number.NaN : ((cpuAfter - cpuBefore) * 1000) / run.got.total,
         });
         allDelivered &&= run.got.complete;
       }
@@ -356,7 +367,7 @@ function describe(t: Trial): string {
   const sat = t.saturation
     .map(
       (x) =>
-        `K=${x.k} ${(x.eventsPerSec / 1000).toFixed(0)}k/s (cores: ${x.serverCpu.toFixed(2)} server, ${x.loadCpu.toFixed(2)} load, ${x.otherCpu.toFixed(2)} other)`,
+        `K=${x.k} ${(x.eventsPerSec / 1000).toFixed(0)}k/s, ${x.cpuPerEventUs.toFixed(2)} µs server CPU/event (cores: ${x.serverCpu.toFixed(2)} server, ${x.loadCpu.toFixed(2)} load, ${x.otherCpu.toFixed(2)} other)`,
     )
     .join(", ");
   return (

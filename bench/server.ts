@@ -118,6 +118,10 @@ async function main(): Promise<void> {
         next();
       }),
     stats: async () => ({ clients: fanout.clients(), cutOffs: fanout.cutOffs() }),
+    cpu: async () => {
+      const used = process.cpuUsage();
+      return { ms: (used.user + used.system) / 1000 };
+    },
   };
 
   answerRequests<ServerRequest>(handlers);
