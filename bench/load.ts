@@ -6,6 +6,7 @@
  */
 import { connect, type Socket } from "node:net";
 import { answerRequests } from "./children";
+import { watcherHandlers } from "./load-watchers";
 import type { LoadReplies, LoadRequest } from "./protocol";
 import { wallClock } from "./protocol";
 
@@ -208,6 +209,7 @@ const handlers: { [K in LoadRequest["cmd"]]: (req: Extract<LoadRequest, { cmd: K
     connections.length = 0;
     return {};
   },
+  ...watcherHandlers,
 };
 
 answerRequests<LoadRequest>(handlers);
