@@ -25,7 +25,8 @@ type LiveWhen = { kind: "first-frame" } | { kind: "seq"; seqs: Record<string, nu
 
 /** One client watching one run's stream, across its reconnects. */
 class Watcher {
-  readonly port: number;
+  /** Where it connects; a resume may go to another process (a deploy). */
+  port: number;
   readonly path: string;
   readonly runId: string;
   readonly #runMarker: string;
@@ -192,7 +193,12 @@ async function watch(req: Extract<LoadRequest, { cmd: "watch" }>): Promise<LoadR
   }
   const liveWhen: LiveWhen = req.mode === "fresh" ? { kind: "first-frame" } : { kind: "seq", seqs: req.seqs ?? {} };
   let behind = 0;
-  if (req.mode === "resume") for (const w of watchers) behind += (req.seqs?.[w.runId] ?? w.lastSeq) - w.lastSeq;
+  if (req.mode === "resume") {
+    watchers.forEach((w, i) => {
+      behind += (req.seqs?.[w.runId] ?? w.lastSeq) - w.lastSeq;
+      w.port = req.ports[i % req.ports.length] as number;
+    });
+  }
   const startedAt = wallClock();
   // At most `concurrency` waiting for their head, as browsers behind many NATs would arrive.
   await new Promise<void>((resolve) => {

@@ -122,7 +122,16 @@ export type LoadRequest =
    * Opens `count` SSE connections, at most `concurrency` at a time still waiting for their
    * head; with `ports`, connection i goes to `ports[i % ports.length]` instead of `port`.
    */
-  | { cmd: "connect"; port: number; ports?: readonly number[]; path: string; count: number; concurrency: number }
+  | {
+      cmd: "connect";
+      port: number;
+      ports?: readonly number[];
+      path: string;
+      /** Connection i asks for `paths[i % paths.length]` instead of `path` (clients with different filters). */
+      paths?: readonly string[];
+      count: number;
+      concurrency: number;
+    }
   /** Zeroes every connection's event count; `latency` also records delivery latencies from now on. */
   | { cmd: "reset"; latency: boolean }
   /** Waits until every connection counted `events` events since the reset, or `timeoutMs` passed. */
@@ -132,8 +141,9 @@ export type LoadRequest =
   /**
    * Watchers (the storm phase's clients, which parse every frame and check every event):
    * `fresh` opens `count` new ones, watcher i on `paths[i % paths.length]` of
-   * `ports[i % ports.length]`; `resume` reopens every watcher at once, each sending the id
-   * of the last frame it got as `Last-Event-ID`. At most `concurrency` wait for their head
+   * `ports[i % ports.length]`; `resume` reopens every watcher at once (watcher i now on
+   * `ports[i % ports.length]`, so clients may resume on another process), each sending the
+   * id of the last frame it got as `Last-Event-ID`. At most `concurrency` wait for their head
    * at a time. Answers once every watcher is live (see {@link WatchReply}) or `timeoutMs` passed.
    */
   | {
