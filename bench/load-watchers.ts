@@ -200,8 +200,11 @@ async function watch(req: Extract<LoadRequest, { cmd: "watch" }>): Promise<LoadR
     });
   }
   const startedAt = wallClock();
-  // At most `concurrency` waiting for their head, as browsers behind many NATs would arrive.
+  const deadline = Date.now() + req.timeoutMs;
+  // At most `concurrency` waiting for their head, as browsers behind many NATs would arrive;
+  // the whole wave gets `timeoutMs`, heads included (a server may send a head only once it read the replay).
   await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, req.timeoutMs);
     let opened = 0;
     let settled = 0;
     const more = (): void => {
@@ -209,16 +212,20 @@ async function watch(req: Extract<LoadRequest, { cmd: "watch" }>): Promise<LoadR
         const w = watchers[opened++] as Watcher;
         w.open(req.mode === "resume", liveWhen, () => {
           settled++;
-          if (settled === watchers.length) resolve();
-          else more();
+          if (settled === watchers.length) {
+            clearTimeout(timer);
+            resolve();
+          } else more();
         });
       }
     };
-    if (watchers.length === 0) resolve();
-    else more();
+    if (watchers.length === 0) {
+      clearTimeout(timer);
+      resolve();
+    } else more();
   });
   const headsAt = wallClock();
-  await until((w) => w.isLive(), req.timeoutMs);
+  await until((w) => w.isLive(), Math.max(0, deadline - Date.now()));
   const times = watchers.map((w) => w.liveAt - startedAt).sort((a, b) => a - b);
   const t = tally((w) => w.isLive());
   return {

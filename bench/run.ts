@@ -1,6 +1,6 @@
 /**
- * The fan-out benchmark: runcast, a hand-written `node:http` server and plain better-sse,
- * each in its own process, driven by one load process, on 127.0.0.1. Run it with
+ * The benchmark: runcast, a hand-written `node:http` server and plain better-sse, each in its
+ * own process, driven by one load process, on 127.0.0.1; then runcast on Redis in a reconnect storm. Run it with
  * `npm run bench`; see BENCHMARKS.md for what it measures and the settings below.
  *
  * Environment:
@@ -14,11 +14,17 @@
  * - `BENCH_OUT=file.json`: where to write the JSON (default bench/results/<time>.json and latest.json).
  * - `BENCH_SERVER_FLAGS="--cpu-prof --cpu-prof-dir=bench/results/profiles"`: extra Node flags for the server processes;
  *   `BENCH_LOAD_FLAGS` the same for the load process.
+ * - `BENCH_PHASES=fanout,storm` (default): the fan-out tables and the reconnect storm (bench/storm.ts);
+ *   `scoped` and `deploy` wait for features and are reported as not run (bench/phases.ts).
+ * - Storm: `BENCH_STORM_CLIENTS=1000,5000`, `BENCH_STORM_HISTORY=1000,2000` (envelopes per run before it),
+ *   `BENCH_STORM_MISSED=100,200` (events per run recorded while the clients are away), `BENCH_STORM_RUNS=10`,
+ *   `BENCH_STORM_RATE=10` (events per run and second), `BENCH_STORM_REPS=1`, `BENCH_STORM_REDIS=url` (instead
+ *   of a private redis-server).
  */
 
 import { randomUUID } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { cpus, totalmem } from "node:os";
+import { cpus, loadavg, totalmem } from "node:os";
 import { dirname, join } from "node:path";
 import type { Redis } from "ioredis";
 import { Child, compileChildren } from "./children";
@@ -35,7 +41,7 @@ import {
 } from "./protocol";
 import { connectRedis, deleteKeys } from "./redis-admin";
 import { type Blast, headline, redisHeadline, type Saturation, summarize, type Trial, table } from "./report";
-import { runStormPhase, type StormSettings, type StormTrial } from "./storm";
+import { runStormPhase, type StormFailure, type StormSettings, type StormTrial } from "./storm";
 import { stormCommands, stormDoubling, stormTable } from "./storm-report";
 
 /** Settings of one benchmark run. */
@@ -385,10 +391,12 @@ async function main(): Promise<void> {
       redis = { admin, prefix: `runcast-bench:${randomUUID().slice(0, 8)}` };
     }
   }
-  log(`runcast fan-out benchmark: ${JSON.stringify({ ...s, machine, redisPrefix: redis?.prefix })}`);
+  log(`runcast benchmark: ${JSON.stringify({ ...s, machine, redisPrefix: redis?.prefix })}`);
   await compileChildren();
   const trials: Trial[] = [];
   const began = Date.now();
+  // On a shared machine, how busy it was says how far to trust the figures.
+  const loadAtStart = loadavg();
   for (let rep = 1; rep <= (fanout ? s.reps : 0); rep++) {
     for (const clients of s.clients) {
       // Rotate the order every rep, so no server always runs first on a warm or cold machine.
@@ -408,6 +416,7 @@ async function main(): Promise<void> {
   const rows = summarize(trials);
 
   let storm: StormTrial[] = [];
+  let stormFailures: StormFailure[] = [];
   if (s.phases.includes("storm")) {
     const ran = await runStormPhase(s.storm, log);
     if ("skipped" in ran) {
@@ -416,6 +425,7 @@ async function main(): Promise<void> {
       log(`\n${bar}\n  SKIPPED the storm phase: ${ran.skipped}\n${bar}\n`);
     } else {
       storm = ran.trials;
+      stormFailures = ran.failures;
     }
   }
   const notRun = s.phases
@@ -429,11 +439,13 @@ async function main(): Promise<void> {
     settings: s,
     smoke: SMOKE,
     durationSec: (Date.now() - began) / 1000,
+    loadAverage: { start: loadAtStart, end: loadavg() },
     skipped,
     notRun,
     rows,
     trials,
     storm,
+    stormFailures,
   };
   const out = process.env.BENCH_OUT;
   if (out !== undefined && out !== "") {
@@ -462,7 +474,10 @@ async function main(): Promise<void> {
         `\nRedis per resume with the history doubled, and with the missed events doubled:\n\n${stormDoubling(storm)}\n` +
         `\nRedis work of the serving process during the storm, per command or script:\n\n${stormCommands(storm)}\n`;
   const pending = notRun.map((x) => `\nNOT RUN ${x.phase}: ${x.reason}\n`).join("");
-  process.stdout.write(`${fanoutTables}${stormTables}${skips}${pending}`);
+  const failed = stormFailures
+    .map((x) => `\nFAILED storm N=${x.clients} history ${x.history}/run missed ${x.missed}/run: ${x.error}\n`)
+    .join("");
+  process.stdout.write(`${fanoutTables}${stormTables}${failed}${skips}${pending}`);
 }
 
 main().catch((error: unknown) => {

@@ -8,6 +8,7 @@
  * when the history doubles.
  */
 import { randomUUID } from "node:crypto";
+import { loadavg } from "node:os";
 import type { Redis } from "ioredis";
 import { Child } from "./children";
 import { startPrivateRedis } from "./private-redis";
@@ -75,6 +76,8 @@ export interface StormTrial {
   exact: boolean;
   /** Where the phase's Redis ran. */
   redisServer: "private" | "given";
+  /** The machine's 1-minute load average when the storm began (2 cores: above 2, others competed). */
+  loadAverage: number;
 }
 
 type Server = Child<ServerRequest, ServerReplies>;
@@ -140,6 +143,10 @@ async function stormTrial(
     );
     const cpuFresh = (await serversCpuMs(serving)) - cpu;
     const freshWork = await stop();
+    log(
+      `storm N=${clients} history ${history}/run missed ${missed}/run: ${fresh.complete ? `all live in ${(fresh.liveMs / 1000).toFixed(2)} s` : "NOT ALL LIVE"} after connecting fresh`,
+    );
+    if (!fresh.complete) throw new Error(`storm: not every client connected fresh within ${s.timeoutMs} ms`);
     // Every client holds an event of its run (where its checks start, and what it resumes after).
     const baseline = await load.request({ cmd: "watch-wait", events: 1, timeoutMs: s.timeoutMs }, s.timeoutMs + 30_000);
     if (!baseline.complete) throw new Error("storm: not every client received an event after connecting");
@@ -155,6 +162,7 @@ async function stormTrial(
     const target: RunsWritten = await writer.request({ cmd: "runs-record", perRun: 0 });
 
     // The storm: every client back at once, each with the id of the last frame it got.
+    const loadAverage = loadavg()[0] ?? Number.NaN;
     stop = await recordRedisWork(redis.admin, prefix);
     cpu = await serversCpuMs(serving);
     const resume = await load.request(
@@ -213,6 +221,7 @@ async function stormTrial(
       final,
       exact,
       redisServer: redis.kind,
+      loadAverage,
     };
     log(describeStorm(trial));
     return trial;
@@ -229,7 +238,7 @@ export function describeStorm(t: StormTrial): string {
     `resumed live in ${(t.resume.liveMs / 1000).toFixed(2)} s (${t.liveRatio.toFixed(2)}x), ` +
     `${t.resume.behindMean.toFixed(0)} events missed per client, Redis ${t.redisPerResumeUs.toFixed(0)} µs/resume ` +
     `(${t.redisPerFreshUs.toFixed(0)} µs/fresh connect), slowest write during the storm ${t.maxWriteMs.storm.toFixed(0)} ms, ` +
-    `${t.exact ? "every event exactly once" : `NOT EXACT ${JSON.stringify(t.final)}`}`
+    `${t.exact ? "every event exactly once" : `NOT EXACT ${JSON.stringify(t.final)}`}, load average ${t.loadAverage.toFixed(1)}`
   );
 }
 
@@ -240,7 +249,7 @@ export function describeStorm(t: StormTrial): string {
 export async function runStormPhase(
   s: StormSettings,
   log: (message: string) => void,
-): Promise<{ trials: StormTrial[] } | { skipped: string }> {
+): Promise<{ trials: StormTrial[]; failures: StormFailure[] } | { skipped: string }> {
   let redis: { url: string; admin: Redis; kind: "private" | "given"; stop: () => Promise<void> };
   if (s.redisUrl === undefined) {
     try {
@@ -258,12 +267,20 @@ export async function runStormPhase(
   }
   const prefix = `runcast-bench-storm:${randomUUID().slice(0, 8)}`;
   const trials: StormTrial[] = [];
+  const failures: StormFailure[] = [];
   try {
     for (let rep = 1; rep <= s.reps; rep++) {
       for (const clients of s.clients) {
         for (const history of s.histories) {
           for (const missed of s.missed) {
-            trials.push(await stormTrial(s, { ...redis, prefix }, clients, history, missed, rep, log));
+            try {
+              trials.push(await stormTrial(s, { ...redis, prefix }, clients, history, missed, rep, log));
+            } catch (error) {
+              // One storm that could not be measured does not lose the others.
+              const message = error instanceof Error ? error.message : String(error);
+              failures.push({ clients, history, missed, rep, error: message });
+              log(`storm N=${clients} history ${history}/run missed ${missed}/run FAILED: ${message}`);
+            }
           }
         }
       }
@@ -272,5 +289,14 @@ export async function runStormPhase(
     await deleteKeys(redis.admin, prefix).catch(() => 0);
     await redis.stop();
   }
-  return { trials };
+  return { trials, failures };
+}
+
+/** A storm that could not be measured, and why. */
+export interface StormFailure {
+  clients: number;
+  history: number;
+  missed: number;
+  rep: number;
+  error: string;
 }

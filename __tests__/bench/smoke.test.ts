@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Row, Trial } from "../../bench/report";
-import type { StormTrial } from "../../bench/storm";
+import type { StormFailure, StormTrial } from "../../bench/storm";
 
 interface BenchResult {
   smoke: boolean;
@@ -14,6 +14,7 @@ interface BenchResult {
   rows: Row[];
   trials: Trial[];
   storm: StormTrial[];
+  stormFailures: StormFailure[];
 }
 
 const ON_CI = process.env.CI === "true" || process.env.CI === "1";
@@ -122,6 +123,7 @@ describe("the benchmark in smoke mode", () => {
   it("storms: every client back at once with Last-Event-ID gets every event of its run exactly once, and the figures are there", async () => {
     const { result, stdout } = await defaultRun();
     if (skippedLoudly(result, "storm")) return;
+    expect(result.stormFailures).toEqual([]);
     // One storm per history size (the smoke's 100 and 200 per run), each with its figures.
     expect(result.storm.map((t) => t.history)).toEqual([100, 200]);
     for (const t of result.storm) {
