@@ -89,6 +89,12 @@ function sourceOptions(s: StormSettings, history: number): Record<string, number
   return { historySize: s.runs * history, maxRunLogSize: history };
 }
 
+/** A wave's reply as sent over IPC, where JSON turned NaN (never live) into null: NaN again. */
+function waveOf(reply: WatchReply): WatchReply {
+  const nan = (x: number | null): number => x ?? Number.NaN;
+  return { ...reply, liveMs: nan(reply.liveMs), liveP50Ms: nan(reply.liveP50Ms), liveP99Ms: nan(reply.liveP99Ms) };
+}
+
 async function serversCpuMs(server: Server): Promise<number> {
   return (await server.request({ cmd: "cpu" })).ms;
 }
@@ -137,9 +143,19 @@ async function stormTrial(
     // Fresh: every client connects to its run's stream with nothing to resume.
     let stop = await recordRedisWork(redis.admin, prefix);
     let cpu = await serversCpuMs(serving);
-    const fresh = await load.request(
-      { cmd: "watch", mode: "fresh", ports, paths, count: clients, concurrency: s.concurrency, timeoutMs: s.timeoutMs },
-      s.timeoutMs + 30_000,
+    const fresh = waveOf(
+      await load.request(
+        {
+          cmd: "watch",
+          mode: "fresh",
+          ports,
+          paths,
+          count: clients,
+          concurrency: s.concurrency,
+          timeoutMs: s.timeoutMs,
+        },
+        s.timeoutMs + 30_000,
+      ),
     );
     const cpuFresh = (await serversCpuMs(serving)) - cpu;
     const freshWork = await stop();
@@ -165,18 +181,20 @@ async function stormTrial(
     const loadAverage = loadavg()[0] ?? Number.NaN;
     stop = await recordRedisWork(redis.admin, prefix);
     cpu = await serversCpuMs(serving);
-    const resume = await load.request(
-      {
-        cmd: "watch",
-        mode: "resume",
-        ports,
-        paths,
-        count: clients,
-        concurrency: s.concurrency,
-        seqs: target.seqs,
-        timeoutMs: s.timeoutMs,
-      },
-      s.timeoutMs + 30_000,
+    const resume = waveOf(
+      await load.request(
+        {
+          cmd: "watch",
+          mode: "resume",
+          ports,
+          paths,
+          count: clients,
+          concurrency: s.concurrency,
+          seqs: target.seqs,
+          timeoutMs: s.timeoutMs,
+        },
+        s.timeoutMs + 30_000,
+      ),
     );
     const cpuResume = (await serversCpuMs(serving)) - cpu;
     const stormWork = await stop();
@@ -234,8 +252,8 @@ async function stormTrial(
 /** One line about a storm, for the log. */
 export function describeStorm(t: StormTrial): string {
   return (
-    `storm N=${t.clients} history ${t.history}/run (rep ${t.rep}): fresh live in ${(t.fresh.liveMs / 1000).toFixed(2)} s, ` +
-    `resumed live in ${(t.resume.liveMs / 1000).toFixed(2)} s (${t.liveRatio.toFixed(2)}x), ` +
+    `storm N=${t.clients} history ${t.history}/run missed ${t.missed}/run (rep ${t.rep}): fresh live in ${(t.fresh.liveMs / 1000).toFixed(2)} s, ` +
+    `resumed live in ${t.resume.complete ? `${(t.resume.liveMs / 1000).toFixed(2)} s (${t.liveRatio.toFixed(2)}x)` : `NOT ALL within the timeout (half in ${(t.resume.liveP50Ms / 1000).toFixed(2)} s)`}, ` +
     `${t.resume.behindMean.toFixed(0)} events missed per client, Redis ${t.redisPerResumeUs.toFixed(0)} µs/resume ` +
     `(${t.redisPerFreshUs.toFixed(0)} µs/fresh connect), slowest write during the storm ${t.maxWriteMs.storm.toFixed(0)} ms, ` +
     `${t.exact ? "every event exactly once" : `NOT EXACT ${JSON.stringify(t.final)}`}, load average ${t.loadAverage.toFixed(1)}`
