@@ -27,6 +27,19 @@ export interface RedisWork {
   commandstats: { command: string; calls: number; usec: number }[];
   /** Whether the log filled up, so some commands are missing from `items`. */
   truncated: boolean;
+  /**
+   * CPU time the Redis server used in the window (INFO cpu, user + system, all its work), in
+   * ms. Unlike SLOWLOG's durations, which are wall-clock time and grow when other processes
+   * take the CPU from Redis, it counts only the time Redis ran.
+   */
+  cpuMs: number;
+}
+
+/** INFO cpu's user + system CPU time of the Redis server, in ms. */
+async function redisCpuMs(redis: Redis): Promise<number> {
+  const info = await redis.info("cpu");
+  const field = (name: string): number => Number(new RegExp(`^${name}:([\\d.]+)`, "m").exec(info)?.[1] ?? Number.NaN);
+  return (field("used_cpu_user") + field("used_cpu_sys")) * 1000;
 }
 
 /** Entries kept at most: a 5,000-client storm logs a few per client. */
@@ -112,7 +125,9 @@ export async function recordRedisWork(redis: Redis, prefix: string): Promise<() 
   await redis.slowlog("RESET");
   const before = await commandstats(redis);
   const scripts = scriptNames();
+  const cpuBefore = await redisCpuMs(redis);
   return async () => {
+    const cpuMs = (await redisCpuMs(redis)) - cpuBefore;
     const after = await commandstats(redis);
     await redis.config("SET", "slowlog-log-slower-than", threshold);
     const entries = (await redis.call("SLOWLOG", "GET", "-1")) as [number, number, number, string[], string, string][];
@@ -138,6 +153,7 @@ export async function recordRedisWork(redis: Redis, prefix: string): Promise<() 
       items: [...items.values()].sort((a, b) => b.usec - a.usec),
       commandstats: stats.sort((a, b) => b.usec - a.usec),
       truncated: entries.length >= SLOWLOG_MAX_LEN,
+      cpuMs,
     };
   };
 }

@@ -12,14 +12,14 @@ function micros(us: number): string {
 /** Each storm: time until live again against a fresh connect, Redis time per client, exactly once. */
 export function stormTable(trials: readonly StormTrial[]): string {
   const lines = [
-    "| clients | history/run | missed/client | connect fresh: all live | storm: all live (p50) | storm / fresh | Redis per fresh connect | Redis per resume | per missed event | server CPU per resume | slowest write in the storm | every event once |",
-    "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|",
+    "| clients | history/run | missed/client | connect fresh: all live | storm: all live (p50) | storm / fresh | Redis per fresh connect | Redis per resume | per missed event | Redis CPU per resume | server CPU per resume | slowest write in the storm | every event once |",
+    "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|",
   ];
   for (const t of trials) {
     lines.push(
       `| ${t.clients} | ${t.history} | ${t.resume.behindMean.toFixed(0)} | ${seconds(t.fresh.liveMs)} | ` +
         `${seconds(t.resume.liveMs)} (${seconds(t.resume.liveP50Ms)}) | ${t.liveRatio.toFixed(2)}x | ` +
-        `${micros(t.redisPerFreshUs)} | ${micros(t.redisPerResumeUs)} | ${t.redisPerMissedUs.toFixed(1)} µs | ${t.cpuPerResumeMs.toFixed(2)} ms | ` +
+        `${micros(t.redisPerFreshUs)} | ${micros(t.redisPerResumeUs)} | ${t.redisPerMissedUs.toFixed(1)} µs | ${micros(t.redisCpuPerResumeUs)} | ${t.cpuPerResumeMs.toFixed(2)} ms | ` +
         `${t.maxWriteMs.storm.toFixed(0)} ms | ${t.exact ? "yes" : "NO"} |`,
     );
   }
@@ -51,17 +51,19 @@ export function stormCommands(trials: readonly StormTrial[]): string {
  */
 export function stormDoubling(trials: readonly StormTrial[]): string {
   const lines = [
-    "| clients | history/run | missed/run | Redis per resume | vs half the history | vs half the missed |",
-    "|---:|---:|---:|---:|---:|---:|",
+    "| clients | history/run | missed/run | Redis per resume | vs half the history | vs half the missed | Redis CPU per resume | vs half the history | vs half the missed |",
+    "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
   ];
-  const vs = (t: StormTrial, half: StormTrial | undefined): string =>
-    half === undefined ? "" : `${(t.redisPerResumeUs / half.redisPerResumeUs).toFixed(2)}x`;
+  const ratio = (a: number, b: number | undefined): string => (b === undefined ? "" : `${(a / b).toFixed(2)}x`);
   for (const t of trials) {
     const same = (x: StormTrial): boolean => x.clients === t.clients && x.rep === t.rep;
     const halfHistory = trials.find((x) => same(x) && x.missed === t.missed && x.history * 2 === t.history);
     const halfMissed = trials.find((x) => same(x) && x.history === t.history && x.missed * 2 === t.missed);
     lines.push(
-      `| ${t.clients} | ${t.history} | ${t.missed} | ${micros(t.redisPerResumeUs)} | ${vs(t, halfHistory)} | ${vs(t, halfMissed)} |`,
+      `| ${t.clients} | ${t.history} | ${t.missed} | ${micros(t.redisPerResumeUs)} | ` +
+        `${ratio(t.redisPerResumeUs, halfHistory?.redisPerResumeUs)} | ${ratio(t.redisPerResumeUs, halfMissed?.redisPerResumeUs)} | ` +
+        `${micros(t.redisCpuPerResumeUs)} | ${ratio(t.redisCpuPerResumeUs, halfHistory?.redisCpuPerResumeUs)} | ` +
+        `${ratio(t.redisCpuPerResumeUs, halfMissed?.redisCpuPerResumeUs)} |`,
     );
   }
   return lines.join("\n");

@@ -64,6 +64,8 @@ export interface StormTrial {
   redisPerResumeUs: number;
   /** Redis time per resume over the events each client missed (`resume.behindMean`), in µs. */
   redisPerMissedUs: number;
+  /** Redis's CPU time over the storm (all its work: the writer's too) per resume, in µs. */
+  redisCpuPerResumeUs: number;
   /** The serving process's CPU time per client in each wave, in ms. */
   cpuPerFreshMs: number;
   cpuPerResumeMs: number;
@@ -232,6 +234,7 @@ async function stormTrial(
       redisPerFreshUs: commandsUsec(freshWork) / clients,
       redisPerResumeUs: commandsUsec(stormWork) / clients,
       redisPerMissedUs: commandsUsec(stormWork) / clients / resume.behindMean,
+      redisCpuPerResumeUs: (stormWork.cpuMs * 1000) / clients,
       cpuPerFreshMs: cpuFresh / clients,
       cpuPerResumeMs: cpuResume / clients,
       maxWriteMs: { storm: duringStorm.maxWriteMs, after: finals.maxWriteMs },

@@ -153,6 +153,8 @@ describe("the benchmark in smoke mode", () => {
       expect(t.redisPerResumeUs).toBeGreaterThan(0);
       expect(t.redisPerFreshUs).toBeGreaterThan(0);
       expect(t.redis.storm.truncated).toBe(false);
+      expect(t.redisCpuPerResumeUs).toBeGreaterThanOrEqual(0);
+      expect(Number.isFinite(t.redisCpuPerResumeUs)).toBe(true);
       const resumeCalls = t.redis.storm.items
         .filter((x) => x.connection === "commands")
         .reduce((sum, x) => sum + x.calls, 0);
