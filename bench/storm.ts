@@ -137,13 +137,21 @@ async function stormTrial(
   const ports = [servingStart.port];
   const runIds = Array.from({ length: s.runs }, (_, i) => `run_storm_${i}`);
   const paths = runIds.map((id) => `/api/runs/${id}/stream`);
+  // Redis logs every command while a window is recorded: never leave it so, even on failure.
+  let recording: (() => Promise<RedisWork>) | undefined;
+  const finishRecording = (): Promise<RedisWork> => {
+    const finish = recording;
+    recording = undefined;
+    if (finish === undefined) throw new Error("storm: no Redis window recorded");
+    return finish();
+  };
   try {
     await writer.request({ cmd: "runs-create", runs: runIds });
     await writer.request({ cmd: "runs-record", perRun: history }, 600_000);
     await writer.request({ cmd: "runs-flow", perSecond: s.rate });
 
     // Fresh: every client connects to its run's stream with nothing to resume.
-    let stop = await recordRedisWork(redis.admin, prefix);
+    recording = await recordRedisWork(redis.admin, prefix);
     let cpu = await serversCpuMs(serving);
     const fresh = waveOf(
       await load.request(
@@ -160,7 +168,7 @@ async function stormTrial(
       ),
     );
     const cpuFresh = (await serversCpuMs(serving)) - cpu;
-    const freshWork = await stop();
+    const freshWork = await finishRecording();
     log(
       `storm N=${clients} history ${history}/run missed ${missed}/run: ${fresh.complete ? `all live in ${(fresh.liveMs / 1000).toFixed(2)} s` : "NOT ALL LIVE"} after connecting fresh`,
     );
@@ -181,7 +189,7 @@ async function stormTrial(
 
     // The storm: every client back at once, each with the id of the last frame it got.
     const loadAverage = loadavg()[0] ?? Number.NaN;
-    stop = await recordRedisWork(redis.admin, prefix);
+    recording = await recordRedisWork(redis.admin, prefix);
     cpu = await serversCpuMs(serving);
     const resume = waveOf(
       await load.request(
@@ -199,7 +207,7 @@ async function stormTrial(
       ),
     );
     const cpuResume = (await serversCpuMs(serving)) - cpu;
-    const stormWork = await stop();
+    const stormWork = await finishRecording();
     const duringStorm = await writer.request({ cmd: "runs-record", perRun: 0 });
 
     // Live again: events recorded after the storm reach everyone; then the writes stop and every count is checked.
@@ -247,6 +255,7 @@ async function stormTrial(
     log(describeStorm(trial));
     return trial;
   } finally {
+    if (recording !== undefined) await finishRecording().catch(() => undefined);
     await Promise.all([load.stop(), writer.stop(), serving.stop()]);
     await deleteKeys(redis.admin, prefix);
   }
