@@ -62,6 +62,11 @@ export interface StormTrial {
   /** Redis execution time per client of the serving process's command connection, in µs. */
   redisPerFreshUs: number;
   redisPerResumeUs: number;
+  /**
+   * The same from each command's median call (calls per resume x median µs per call): what a
+   * resume costs Redis without the calls the machine's other work stretched.
+   */
+  redisPerResumeTypicalUs: number;
   /** Redis time per resume over the events each client missed (`resume.behindMean`), in µs. */
   redisPerMissedUs: number;
   /** Redis's CPU time over the storm (all its work: the writer's too) per resume, in µs. */
@@ -104,6 +109,11 @@ async function serversCpuMs(server: Server): Promise<number> {
 /** The work of the serving process's command connection (the one resumes and snapshots use), in µs. */
 function commandsUsec(work: RedisWork): number {
   return work.items.filter((x) => x.connection === "commands").reduce((sum, x) => sum + x.usec, 0);
+}
+
+/** The same, counting every call of a command at its median call's time. */
+function commandsTypicalUsec(work: RedisWork): number {
+  return work.items.filter((x) => x.connection === "commands").reduce((sum, x) => sum + x.calls * x.p50Usec, 0);
 }
 
 async function stormTrial(
@@ -241,6 +251,7 @@ async function stormTrial(
       liveRatio: resume.liveMs / fresh.liveMs,
       redisPerFreshUs: commandsUsec(freshWork) / clients,
       redisPerResumeUs: commandsUsec(stormWork) / clients,
+      redisPerResumeTypicalUs: commandsTypicalUsec(stormWork) / clients,
       redisPerMissedUs: commandsUsec(stormWork) / clients / resume.behindMean,
       redisCpuPerResumeUs: (stormWork.cpuMs * 1000) / clients,
       cpuPerFreshMs: cpuFresh / clients,

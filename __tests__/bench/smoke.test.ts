@@ -151,6 +151,7 @@ describe("the benchmark in smoke mode", () => {
       }
       // Redis time per resume, from Redis's own log of the serving process's commands.
       expect(t.redisPerResumeUs).toBeGreaterThan(0);
+      expect(t.redisPerResumeTypicalUs).toBeGreaterThan(0);
       expect(t.redisPerFreshUs).toBeGreaterThan(0);
       expect(t.redis.storm.truncated).toBe(false);
       expect(t.redisCpuPerResumeUs).toBeGreaterThanOrEqual(0);
