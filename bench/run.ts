@@ -18,7 +18,7 @@
  *   `scoped` and `deploy` wait for features and are reported as not run (bench/phases.ts).
  * - Storm: `BENCH_STORM_CLIENTS=1000,5000`, `BENCH_STORM_HISTORY=1000,2000` (envelopes per run before it),
  *   `BENCH_STORM_MISSED=100,200` (events per run recorded while the clients are away), `BENCH_STORM_RUNS=10`,
- *   `BENCH_STORM_RATE=10` (events per run and second), `BENCH_STORM_REPS=1`, `BENCH_STORM_REDIS=url` (instead
+ *   `BENCH_STORM_RATE=2` (events per run and second), `BENCH_STORM_REPS=1`, `BENCH_STORM_REDIS=url` (instead
  *   of a private redis-server).
  */
 
@@ -105,7 +105,7 @@ function settings(): Settings {
       histories: list(process.env.BENCH_STORM_HISTORY)?.map(Number) ?? (SMOKE ? [100, 200] : [1000, 2000]),
       missed: list(process.env.BENCH_STORM_MISSED)?.map(Number) ?? (SMOKE ? [10] : [100, 200]),
       runs: Number(process.env.BENCH_STORM_RUNS ?? 10),
-      rate: Number(process.env.BENCH_STORM_RATE ?? 10),
+      rate: Number(process.env.BENCH_STORM_RATE ?? 2),
       concurrency: 256,
       reps: Number(process.env.BENCH_STORM_REPS ?? 1),
       timeoutMs: SMOKE ? 30_000 : 180_000,
