@@ -38,6 +38,8 @@ export interface RedisWork {
    * take the CPU from Redis, it counts only the time Redis ran.
    */
   cpuMs: number;
+  /** How long the window lasted, in ms. */
+  windowMs: number;
 }
 
 /** INFO cpu's user + system CPU time of the Redis server, in ms. */
@@ -131,8 +133,10 @@ export async function recordRedisWork(redis: Redis, prefix: string): Promise<() 
   const before = await commandstats(redis);
   const scripts = scriptNames();
   const cpuBefore = await redisCpuMs(redis);
+  const startedAt = Date.now();
   return async () => {
     const cpuMs = (await redisCpuMs(redis)) - cpuBefore;
+    const windowMs = Date.now() - startedAt;
     const after = await commandstats(redis);
     await redis.config("SET", "slowlog-log-slower-than", threshold);
     const entries = (await redis.call("SLOWLOG", "GET", "-1")) as [number, number, number, string[], string, string][];
@@ -164,6 +168,7 @@ export async function recordRedisWork(redis: Redis, prefix: string): Promise<() 
       commandstats: stats.sort((a, b) => b.usec - a.usec),
       truncated: entries.length >= SLOWLOG_MAX_LEN,
       cpuMs,
+      windowMs,
     };
   };
 }

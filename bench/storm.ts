@@ -67,10 +67,16 @@ export interface StormTrial {
    * resume costs Redis without the calls the machine's other work stretched.
    */
   redisPerResumeTypicalUs: number;
-  /** Redis time per resume over the events each client missed (`resume.behindMean`), in µs. */
+  /** Redis CPU per resume (less its steady work) over the events each client missed (`resume.behindMean`), in µs. */
   redisPerMissedUs: number;
   /** Redis's CPU time over the storm (all its work: the writer's too) per resume, in µs. */
   redisCpuPerResumeUs: number;
+  /**
+   * The same less what Redis spends anyway while the runs go on and the clients are live
+   * (its CPU rate in a quiet window after the storm, times the storm's length): what the
+   * resumes themselves cost, whatever the storm's length.
+   */
+  redisCpuNetPerResumeUs: number;
   /** The serving process's CPU time per client in each wave, in ms. */
   cpuPerFreshMs: number;
   cpuPerResumeMs: number;
@@ -86,6 +92,9 @@ export interface StormTrial {
   /** The machine's 1-minute load average when the storm began (2 cores: above 2, others competed). */
   loadAverage: number;
 }
+
+/** How long Redis's steady work is measured after the storm. */
+const QUIET_WINDOW_MS = 2000;
 
 type Server = Child<ServerRequest, ServerReplies>;
 type Load = Child<LoadRequest, LoadReplies>;
@@ -223,6 +232,11 @@ async function stormTrial(
     // Live again: events recorded after the storm reach everyone; then the writes stop and every count is checked.
     const later = await writer.request({ cmd: "runs-record", perRun: 1 });
     await load.request({ cmd: "watch-wait", seqs: later.seqs, timeoutMs: s.timeoutMs }, s.timeoutMs + 30_000);
+    // Redis's steady work with everyone live and the runs going on, to take out of the storm's.
+    recording = await recordRedisWork(redis.admin, prefix);
+    await new Promise((resolve) => setTimeout(resolve, QUIET_WINDOW_MS));
+    const quietWork = await finishRecording();
+    const background = (quietWork.cpuMs / quietWork.windowMs) * stormWork.windowMs;
     const finals = await writer.request({ cmd: "runs-flow", perSecond: 0 });
     const final = await load.request(
       { cmd: "watch-wait", seqs: finals.seqs, timeoutMs: s.timeoutMs },
@@ -252,8 +266,9 @@ async function stormTrial(
       redisPerFreshUs: commandsUsec(freshWork) / clients,
       redisPerResumeUs: commandsUsec(stormWork) / clients,
       redisPerResumeTypicalUs: commandsTypicalUsec(stormWork) / clients,
-      redisPerMissedUs: commandsUsec(stormWork) / clients / resume.behindMean,
+      redisPerMissedUs: (Math.max(0, stormWork.cpuMs - background) * 1000) / clients / resume.behindMean,
       redisCpuPerResumeUs: (stormWork.cpuMs * 1000) / clients,
+      redisCpuNetPerResumeUs: (Math.max(0, stormWork.cpuMs - background) * 1000) / clients,
       cpuPerFreshMs: cpuFresh / clients,
       cpuPerResumeMs: cpuResume / clients,
       maxWriteMs: { storm: duringStorm.maxWriteMs, after: finals.maxWriteMs },

@@ -156,6 +156,8 @@ describe("the benchmark in smoke mode", () => {
       expect(t.redis.storm.truncated).toBe(false);
       expect(t.redisCpuPerResumeUs).toBeGreaterThanOrEqual(0);
       expect(Number.isFinite(t.redisCpuPerResumeUs)).toBe(true);
+      expect(t.redisCpuNetPerResumeUs).toBeGreaterThanOrEqual(0);
+      expect(t.redisCpuNetPerResumeUs).toBeLessThanOrEqual(t.redisCpuPerResumeUs);
       const resumeCalls = t.redis.storm.items
         .filter((x) => x.connection === "commands")
         .reduce((sum, x) => sum + x.calls, 0);
