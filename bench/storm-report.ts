@@ -18,7 +18,7 @@ export function stormTable(trials: readonly StormTrial[]): string {
   for (const t of trials) {
     lines.push(
       `| ${t.clients} | ${t.history} | ${t.resume.behindMean.toFixed(0)} | ${seconds(t.fresh.liveMs)} | ` +
-        `${seconds(t.resume.liveMs)} (${seconds(t.resume.liveP50Ms)}) | ${t.liveRatio.toFixed(2)}x | ` +
+        `${seconds(t.resume.liveMs)} (${seconds(t.resume.liveP50Ms)}) | ${Number.isNaN(t.liveRatio) ? "-" : `${t.liveRatio.toFixed(2)}x`} | ` +
         `${micros(t.redisPerFreshUs)} | ${micros(t.redisPerResumeUs)} (${micros(t.redisPerResumeTypicalUs)}) | ${micros(t.redisCpuPerResumeUs)} (${micros(t.redisCpuNetPerResumeUs)}) | ${t.redisPerMissedUs.toFixed(1)} µs | ${t.cpuPerResumeMs.toFixed(2)} ms | ` +
         `${t.maxWriteMs.storm.toFixed(0)} ms | ${t.exact ? "yes" : "NO"} |`,
     );
