@@ -6,6 +6,7 @@
  */
 import { connect, type Socket } from "node:net";
 import { answerRequests } from "./children";
+import { watcherHandlers } from "./load-watchers";
 import type { LoadReplies, LoadRequest } from "./protocol";
 import { wallClock } from "./protocol";
 
@@ -132,7 +133,7 @@ const connections: Connection[] = [];
 
 function openAll(
   ports: readonly number[],
-  path: string,
+  paths: readonly string[],
   count: number,
   concurrency: number,
 ): Promise<LoadReplies["connect"]> {
@@ -144,6 +145,7 @@ function openAll(
     const more = (): void => {
       while (opened < count && opened - settled < concurrency) {
         const port = ports[opened % ports.length] as number;
+        const path = paths[opened % paths.length] as string;
         opened++;
         connections.push(
           new Connection(port, path, (ok) => {
@@ -192,8 +194,13 @@ function awaitEvents(events: number, timeoutMs: number): Promise<LoadReplies["aw
 }
 
 const handlers: { [K in LoadRequest["cmd"]]: (req: Extract<LoadRequest, { cmd: K }>) => Promise<LoadReplies[K]> } = {
-  connect: ({ port, ports, path, count, concurrency }) =>
-    openAll(ports !== undefined && ports.length > 0 ? ports : [port], path, count, concurrency),
+  connect: ({ port, ports, path, paths, count, concurrency }) =>
+    openAll(
+      ports !== undefined && ports.length > 0 ? ports : [port],
+      paths !== undefined && paths.length > 0 ? paths : [path],
+      count,
+      concurrency,
+    ),
   reset: async ({ latency }) => {
     for (const c of connections) c.count = 0;
     histogram.fill(0);
@@ -208,6 +215,7 @@ const handlers: { [K in LoadRequest["cmd"]]: (req: Extract<LoadRequest, { cmd: K
     connections.length = 0;
     return {};
   },
+  ...watcherHandlers,
 };
 
 answerRequests<LoadRequest>(handlers);

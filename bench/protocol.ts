@@ -57,12 +57,12 @@ export function wallClock(): number {
 
 const UNITS = ["auth-service", "billing-worker", "search-indexer", "notifications", "media-transcoder"];
 
-/** A ~220-byte run event (serialized), as a job daemon would record it. */
-export function benchEvent(seq: number): BenchEvent {
+/** A ~220-byte run event (serialized), as a job daemon would record it; `seq` counts per run where there are several. */
+export function benchEvent(seq: number, runId: string = RUN_ID): BenchEvent {
   const done = seq % 1000;
   return {
     type: "unit.progress",
-    run_id: RUN_ID,
+    run_id: runId,
     unit: UNITS[seq % UNITS.length] as string,
     ts: new Date().toISOString(),
     seq,
@@ -83,7 +83,18 @@ export type ServerRequest =
   /** Broadcast `count` events, one every `intervalMs`. */
   | { cmd: "paced"; count: number; intervalMs: number }
   /** Connected clients and clients cut off. */
-  | { cmd: "stats" };
+  | { cmd: "stats" }
+  /** The process's CPU time so far (user + system): read before and after a window, the difference is what it used. */
+  | { cmd: "cpu" }
+  /** Creates these runs (a writer process of the storm phase). */
+  | { cmd: "runs-create"; runs: readonly string[] }
+  /** Records `perRun` events in each run created, round robin, and answers once Redis acknowledged them all. */
+  | { cmd: "runs-record"; perRun: number }
+  /**
+   * Records `perSecond` events per run and second from now on, in the background; 0 stops
+   * that and answers once every write was acknowledged.
+   */
+  | { cmd: "runs-flow"; perSecond: number };
 
 /** Answers of a server process, by request. */
 export interface ServerReplies {
@@ -91,6 +102,18 @@ export interface ServerReplies {
   blast: { broadcasts: number; startedAt: number; endedAt: number; cpuMs: number };
   paced: { broadcasts: number };
   stats: { clients: number; cutOffs: number };
+  cpu: { ms: number };
+  "runs-create": Record<string, never>;
+  "runs-record": RunsWritten;
+  "runs-flow": RunsWritten;
+}
+
+/** Where the writer of several runs stands. */
+export interface RunsWritten {
+  /** The last event's `seq` of each run (every run's events count 1, 2, ...). */
+  seqs: Record<string, number>;
+  /** The slowest write's round trip since the previous answer, in ms: how long Redis kept a writer waiting. */
+  maxWriteMs: number;
 }
 
 /** Requests from the orchestrator to the load process. */
@@ -99,13 +122,47 @@ export type LoadRequest =
    * Opens `count` SSE connections, at most `concurrency` at a time still waiting for their
    * head; with `ports`, connection i goes to `ports[i % ports.length]` instead of `port`.
    */
-  | { cmd: "connect"; port: number; ports?: readonly number[]; path: string; count: number; concurrency: number }
+  | {
+      cmd: "connect";
+      port: number;
+      ports?: readonly number[];
+      path: string;
+      /** Connection i asks for `paths[i % paths.length]` instead of `path` (clients with different filters). */
+      paths?: readonly string[];
+      count: number;
+      concurrency: number;
+    }
   /** Zeroes every connection's event count; `latency` also records delivery latencies from now on. */
   | { cmd: "reset"; latency: boolean }
   /** Waits until every connection counted `events` events since the reset, or `timeoutMs` passed. */
   | { cmd: "await"; events: number; timeoutMs: number }
   /** Closes every connection. */
-  | { cmd: "disconnect" };
+  | { cmd: "disconnect" }
+  /**
+   * Watchers (the storm phase's clients, which parse every frame and check every event):
+   * `fresh` opens `count` new ones, watcher i on `paths[i % paths.length]` of
+   * `ports[i % ports.length]`; `resume` reopens every watcher at once (watcher i now on
+   * `ports[i % ports.length]`, so clients may resume on another process), each sending the
+   * id of the last frame it got as `Last-Event-ID`. At most `concurrency` wait for their head
+   * at a time. Answers once every watcher is live (see {@link WatchReply}) or `timeoutMs` passed.
+   */
+  | {
+      cmd: "watch";
+      mode: "fresh" | "resume";
+      ports: readonly number[];
+      paths: readonly string[];
+      count: number;
+      concurrency: number;
+      /** Resume: the `seq` of each run a watcher must have reached to count as live. */
+      seqs?: Record<string, number>;
+      timeoutMs: number;
+    }
+  /** Waits until every watcher has `events` events since it first connected and reached `seqs` of its run. */
+  | { cmd: "watch-wait"; events?: number; seqs?: Record<string, number>; timeoutMs: number }
+  /** Drops every watcher's connection at once; each remembers where it was. */
+  | { cmd: "watch-drop" }
+  /** Forgets every watcher. */
+  | { cmd: "watch-clear" };
 
 /** Answers of the load process, by request. */
 export interface LoadReplies {
@@ -125,6 +182,55 @@ export interface LoadReplies {
     latency: { p50: number; p99: number; samples: number } | null;
   };
   disconnect: Record<string, never>;
+  watch: WatchReply;
+  "watch-wait": WatcherTally;
+  "watch-drop": Record<string, never>;
+  "watch-clear": Record<string, never>;
+}
+
+/**
+ * How a wave of watcher connections went. A fresh watcher is live once its first frame (the
+ * snapshot) arrived; a resuming one once it received every event of its run up to the
+ * `seqs` asked for, i.e. everything it missed.
+ */
+export interface WatchReply {
+  /** Watchers whose request failed or got another status than 200. */
+  failed: number;
+  /** From the first request until every head arrived. */
+  headsMs: number;
+  /** From the first request until every watcher was live; NaN when some never were. */
+  liveMs: number;
+  /** Percentiles of the watchers' own times to live, from the first request. */
+  liveP50Ms: number;
+  liveP99Ms: number;
+  /** Whether every watcher was live within the timeout. */
+  complete: boolean;
+  /** Resume: how many events of its run each watcher lacked when it reconnected, on average. */
+  behindMean: number;
+  tally: WatcherTally;
+}
+
+/** What every watcher received, summed, and every way it could have gone wrong. */
+export interface WatcherTally {
+  watchers: number;
+  /** Whether every watcher met the awaited condition. */
+  complete: boolean;
+  /** `event` frames received. */
+  events: number;
+  /** Events whose `seq` a watcher had already received (sent twice). */
+  duplicates: number;
+  /** Events a watcher never received: its `seq` jumped past them. */
+  missing: number;
+  /** Frames whose id was not greater than the previous frame's. */
+  idsOutOfOrder: number;
+  /** Events of another run than the watcher's. */
+  wrongRun: number;
+  /** `resync` frames. */
+  resyncs: number;
+  /** `state` frames after a resume: a snapshot instead of the missed events. */
+  resumeSnapshots: number;
+  /** Watchers whose connection closed while they should be open. */
+  closed: number;
 }
 
 /** A message carrying a request, tagged so its reply can be matched. */

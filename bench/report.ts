@@ -12,6 +12,16 @@ export interface Blast {
   serverCpu: number;
   loadCpu: number;
   otherCpu: number;
+  /**
+   * CPU time (user + system, ms) of the server process(es) from just before the blast until
+   * every client had every event: both processes for `runcast-redis` (Redis not included).
+   */
+  serverCpuMs: number;
+  /**
+   * Server CPU per delivered event, in µs: `serverCpuMs` over the events the load process
+   * counted. Unlike events/s it does not hit the load process's ceiling.
+   */
+  cpuPerEventUs: number;
 }
 
 /** Delivery at saturation in one load shape: the best of its blasts, and all of them. */
@@ -44,6 +54,8 @@ export interface Trial {
 export const FIGURES = {
   k1: (t: Trial) => t.saturation.find((s) => s.k === 1)?.eventsPerSec ?? Number.NaN,
   k10: (t: Trial) => t.saturation.find((s) => s.k === 10)?.eventsPerSec ?? Number.NaN,
+  cpu1: (t: Trial) => t.saturation.find((s) => s.k === 1)?.cpuPerEventUs ?? Number.NaN,
+  cpu10: (t: Trial) => t.saturation.find((s) => s.k === 10)?.cpuPerEventUs ?? Number.NaN,
   p50: (t: Trial) => t.latency.p50,
   p99: (t: Trial) => t.latency.p99,
   rss: (t: Trial) => t.rssPerConnection,
@@ -129,6 +141,11 @@ function ratio(value: number): string {
   return Number.isNaN(value) ? "" : ` (${value.toFixed(2)}x)`;
 }
 
+/** Server CPU per delivered event. */
+function us(value: number): string {
+  return Number.isNaN(value) ? "-" : `${value.toFixed(2)} µs`;
+}
+
 function kb(bytes: number): string {
   return Number.isNaN(bytes) ? "-" : `${(bytes / 1024).toFixed(1)} KB`;
 }
@@ -136,8 +153,8 @@ function kb(bytes: number): string {
 /** The results as a Markdown table; ratios are to the hand-written server of the same rep. */
 export function table(rows: readonly Row[]): string {
   const lines = [
-    "| clients | server | K=1 events/s | K=10 events/s | p50 ms | p99 ms | RSS/conn | heap/conn | accept all | every event |",
-    "|---:|---|---:|---:|---:|---:|---:|---:|---:|:---:|",
+    "| clients | server | K=1 events/s | K=10 events/s | K=1 CPU/event | K=10 CPU/event | p50 ms | p99 ms | RSS/conn | heap/conn | accept all | every event |",
+    "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|",
   ];
   for (const row of rows) {
     const f = row.figures;
@@ -145,6 +162,7 @@ export function table(rows: readonly Row[]): string {
     const r = (c: Compared): string => (base ? "" : ratio(c.vsHandwritten));
     lines.push(
       `| ${row.clients} | ${row.server} | ${rate(f.k1.value)}${r(f.k1)} | ${rate(f.k10.value)}${r(f.k10)} | ` +
+        `${us(f.cpu1.value)}${r(f.cpu1)} | ${us(f.cpu10.value)}${r(f.cpu10)} | ` +
         `${f.p50.value.toFixed(1)}${r(f.p50)} | ${f.p99.value.toFixed(1)}${r(f.p99)} | ` +
         `${kb(f.rss.value)}${r(f.rss)} | ${kb(f.heap.value)}${r(f.heap)} | ` +
         `${(f.accept.value / 1000).toFixed(2)} s${r(f.accept)} | ${row.allDelivered ? "yes" : "NO"}${row.cutOffs > 0 ? ` (${row.cutOffs} cut off)` : ""} |`,
@@ -156,8 +174,8 @@ export function table(rows: readonly Row[]): string {
 /** runcast against the others, per client count: the figures the targets are stated in. */
 export function headline(rows: readonly Row[]): string {
   const lines = [
-    "| clients | K=1 vs hand-written | K=10 vs hand-written | best shape vs better-sse | p99 vs hand-written | RSS/conn vs hand-written | heap/conn vs hand-written | heap/conn vs Express alone |",
-    "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    "| clients | K=1 vs hand-written | K=10 vs hand-written | K=1 CPU/event vs hand-written | K=10 CPU/event vs hand-written | best shape vs better-sse | p99 vs hand-written | RSS/conn vs hand-written | heap/conn vs hand-written | heap/conn vs Express alone |",
+    "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
   ];
   for (const row of rows) {
     if (row.server !== "runcast") continue;
@@ -165,7 +183,7 @@ export function headline(rows: readonly Row[]): string {
     const best = Math.max(f.k1.vsBetterSse, f.k10.vsBetterSse);
     const x = (v: number): string => (Number.isNaN(v) ? "-" : `${v.toFixed(2)}x`);
     lines.push(
-      `| ${row.clients} | ${x(f.k1.vsHandwritten)} | ${x(f.k10.vsHandwritten)} | ${x(best)} | ${x(f.p99.vsHandwritten)} | ${x(f.rss.vsHandwritten)} | ${x(f.heap.vsHandwritten)} | ${x(f.heap.vsExpressLoop)} |`,
+      `| ${row.clients} | ${x(f.k1.vsHandwritten)} | ${x(f.k10.vsHandwritten)} | ${x(f.cpu1.vsHandwritten)} | ${x(f.cpu10.vsHandwritten)} | ${x(best)} | ${x(f.p99.vsHandwritten)} | ${x(f.rss.vsHandwritten)} | ${x(f.heap.vsHandwritten)} | ${x(f.heap.vsExpressLoop)} |`,
     );
   }
   return lines.join("\n");
@@ -177,14 +195,15 @@ export function headline(rows: readonly Row[]): string {
  */
 export function redisHeadline(rows: readonly Row[]): string {
   const lines = [
-    "| clients | K=1 events/s | K=10 events/s | p50 ms | p99 ms | RSS/conn | heap/conn | accept all |",
-    "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    "| clients | K=1 events/s | K=10 events/s | K=1 CPU/event | K=10 CPU/event | p50 ms | p99 ms | RSS/conn | heap/conn | accept all |",
+    "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
   ];
   for (const row of rows) {
     if (row.server !== "runcast-redis") continue;
     const f = row.figures;
     lines.push(
       `| ${row.clients} | ${rate(f.k1.value)}${ratio(f.k1.vsHandwritten)} | ${rate(f.k10.value)}${ratio(f.k10.vsHandwritten)} | ` +
+        `${us(f.cpu1.value)}${ratio(f.cpu1.vsHandwritten)} | ${us(f.cpu10.value)}${ratio(f.cpu10.vsHandwritten)} | ` +
         `${f.p50.value.toFixed(1)}${ratio(f.p50.vsHandwritten)} | ${f.p99.value.toFixed(1)}${ratio(f.p99.vsHandwritten)} | ` +
         `${kb(f.rss.value)}${ratio(f.rss.vsHandwritten)} | ${kb(f.heap.value)}${ratio(f.heap.vsHandwritten)} | ` +
         `${(f.accept.value / 1000).toFixed(2)} s${ratio(f.accept.vsHandwritten)} |`,

@@ -1,6 +1,6 @@
 /**
- * The fan-out benchmark: runcast, a hand-written `node:http` server and plain better-sse,
- * each in its own process, driven by one load process, on 127.0.0.1. Run it with
+ * The benchmark: runcast, a hand-written `node:http` server and plain better-sse, each in its
+ * own process, driven by one load process, on 127.0.0.1; then runcast on Redis in a reconnect storm. Run it with
  * `npm run bench`; see BENCHMARKS.md for what it measures and the settings below.
  *
  * Environment:
@@ -14,14 +14,21 @@
  * - `BENCH_OUT=file.json`: where to write the JSON (default bench/results/<time>.json and latest.json).
  * - `BENCH_SERVER_FLAGS="--cpu-prof --cpu-prof-dir=bench/results/profiles"`: extra Node flags for the server processes;
  *   `BENCH_LOAD_FLAGS` the same for the load process.
+ * - `BENCH_PHASES=fanout,storm` (default): the fan-out tables and the reconnect storm (bench/storm.ts);
+ *   `scoped` and `deploy` wait for features and are reported as not run (bench/phases.ts).
+ * - Storm: `BENCH_STORM_CLIENTS=1000,5000`, `BENCH_STORM_HISTORY=1000,2000` (envelopes per run before it),
+ *   `BENCH_STORM_MISSED=100,200` (events per run recorded while the clients are away), `BENCH_STORM_RUNS=10`,
+ *   `BENCH_STORM_RATE=2` (events per run and second), `BENCH_STORM_REPS=1`, `BENCH_STORM_REDIS=url` (instead
+ *   of a private redis-server).
  */
 
 import { randomUUID } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { cpus, totalmem } from "node:os";
+import { cpus, loadavg, totalmem } from "node:os";
 import { dirname, join } from "node:path";
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import { Child, compileChildren } from "./children";
+import { DEFAULT_PHASES, PENDING_PHASES, PHASES, type PhaseName, pendingReason } from "./phases";
 import {
   DEFAULT_SERVERS,
   type LoadReplies,
@@ -32,7 +39,10 @@ import {
   type ServerRequest,
   STREAM_PATH,
 } from "./protocol";
+import { connectRedis, deleteKeys } from "./redis-admin";
 import { type Blast, headline, redisHeadline, type Saturation, summarize, type Trial, table } from "./report";
+import { runStormPhase, type StormFailure, type StormSettings, type StormTrial } from "./storm";
+import { stormCommands, stormDoubling, stormTable } from "./storm-report";
 
 /** Settings of one benchmark run. */
 interface Settings {
@@ -55,6 +65,8 @@ interface Settings {
   /** Extra Node flags of the server processes and of the load process. */
   serverFlags: string[];
   loadFlags: string[];
+  phases: PhaseName[];
+  storm: StormSettings;
 }
 
 const SMOKE = process.env.BENCH_SMOKE === "1";
@@ -71,6 +83,8 @@ function settings(): Settings {
   const servers = (list(process.env.BENCH_SERVERS) ?? [...DEFAULT_SERVERS]) as ServerKind[];
   for (const s of servers) if (!SERVER_KINDS.includes(s)) throw new Error(`unknown server ${s}`);
   const clients = list(process.env.BENCH_CLIENTS)?.map(Number) ?? (SMOKE ? [4] : [100, 1000, 5000, 10000]);
+  const phases = (list(process.env.BENCH_PHASES) ?? [...DEFAULT_PHASES]) as PhaseName[];
+  for (const p of phases) if (!PHASES.includes(p)) throw new Error(`unknown phase ${p} (phases: ${PHASES.join(", ")})`);
   return {
     clients,
     reps: Number(process.env.BENCH_REPS ?? (SMOKE ? 1 : 2)),
@@ -85,6 +99,20 @@ function settings(): Settings {
     shapes: [1, 10],
     serverFlags: flags(process.env.BENCH_SERVER_FLAGS),
     loadFlags: flags(process.env.BENCH_LOAD_FLAGS),
+    phases,
+    storm: {
+      clients: list(process.env.BENCH_STORM_CLIENTS)?.map(Number) ?? (SMOKE ? [20] : [1000, 5000]),
+      histories: list(process.env.BENCH_STORM_HISTORY)?.map(Number) ?? (SMOKE ? [100, 200] : [1000, 2000]),
+      missed: list(process.env.BENCH_STORM_MISSED)?.map(Number) ?? (SMOKE ? [10] : [100, 200]),
+      runs: Number(process.env.BENCH_STORM_RUNS ?? 10),
+      rate: Number(process.env.BENCH_STORM_RATE ?? 2),
+      concurrency: 256,
+      reps: Number(process.env.BENCH_STORM_REPS ?? 1),
+      timeoutMs: SMOKE ? 30_000 : 180_000,
+      redisUrl: process.env.BENCH_STORM_REDIS || undefined,
+      serverFlags: flags(process.env.BENCH_SERVER_FLAGS),
+      loadFlags: flags(process.env.BENCH_LOAD_FLAGS),
+    },
   };
 }
 
@@ -120,44 +148,6 @@ function machineBusy(): (() => number) | undefined {
 }
 type Load = Child<LoadRequest, LoadReplies>;
 
-/** The Redis of the `runcast-redis` server. */
-const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
-
-/** A connection to Redis for cleaning up, or why there is none; never retries for long. */
-async function connectRedis(): Promise<Redis | string> {
-  const redis = new Redis(REDIS_URL, {
-    lazyConnect: true,
-    connectTimeout: 2000,
-    maxRetriesPerRequest: 1,
-    retryStrategy: () => null,
-  });
-  // The socket's own error (ECONNREFUSED, say) says more than the failed command's.
-  let cause: string | undefined;
-  redis.on("error", (error: Error) => {
-    cause ??= error.message;
-  });
-  try {
-    await redis.connect();
-    await redis.ping();
-    return redis;
-  } catch (error) {
-    redis.disconnect();
-    return `no Redis answers at ${REDIS_URL} (${cause ?? (error instanceof Error ? error.message : String(error))})`;
-  }
-}
-
-/** Deletes every key under `prefix` (SCAN + DEL). */
-async function deleteKeys(redis: Redis, prefix: string): Promise<number> {
-  let cursor = "0";
-  let deleted = 0;
-  do {
-    const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 5000);
-    cursor = next;
-    if (keys.length > 0) deleted += await redis.del(...keys);
-  } while (cursor !== "0");
-  return deleted;
-}
-
 function log(message: string): void {
   process.stderr.write(`${message}\n`);
 }
@@ -173,6 +163,12 @@ async function deliver<T>(
   const sent = await send();
   const got = await load.request({ cmd: "await", events: events(sent), timeoutMs: 60_000 });
   return { sent, got };
+}
+
+/** CPU time (user + system, ms) the server processes have used so far, summed. */
+async function serversCpuMs(servers: readonly Server[]): Promise<number> {
+  const each = await Promise.all(servers.map((x) => x.request({ cmd: "cpu" })));
+  return each.reduce((sum, x) => sum + x.ms, 0);
 }
 
 /** Clients a trial connects, serves one event and drops before it measures anything. */
@@ -308,7 +304,10 @@ async function trial(
       const blasts: Blast[] = [];
       for (let i = 0; i < s.blasts; i++) {
         const machine = machineBusy();
+        const cpuBefore = await serversCpuMs(servers);
         const run = await deliver(load, false, blast(s.blastMs), (r) => r.broadcasts);
+        // Read once every client has every event: the window covers the drain too.
+        const cpuAfter = await serversCpuMs(servers);
         const ms = run.got.lastEventAt - run.sent.startedAt;
         const serverCpu = run.sent.cpuMs / ms;
         const loadCpu = run.got.cpuMs / ms;
@@ -319,6 +318,8 @@ async function trial(
           serverCpu,
           loadCpu,
           otherCpu: machine === undefined ? Number.NaN : Math.max(0, machine() - serverCpu - loadCpu),
+          serverCpuMs: cpuAfter - cpuBefore,
+          cpuPerEventUs: run.got.total === 0 ? Number.NaN : ((cpuAfter - cpuBefore) * 1000) / run.got.total,
         });
         allDelivered &&= run.got.complete;
       }
@@ -356,7 +357,7 @@ function describe(t: Trial): string {
   const sat = t.saturation
     .map(
       (x) =>
-        `K=${x.k} ${(x.eventsPerSec / 1000).toFixed(0)}k/s (cores: ${x.serverCpu.toFixed(2)} server, ${x.loadCpu.toFixed(2)} load, ${x.otherCpu.toFixed(2)} other)`,
+        `K=${x.k} ${(x.eventsPerSec / 1000).toFixed(0)}k/s, ${x.cpuPerEventUs.toFixed(2)} µs server CPU/event (cores: ${x.serverCpu.toFixed(2)} server, ${x.loadCpu.toFixed(2)} load, ${x.otherCpu.toFixed(2)} other)`,
     )
     .join(", ");
   return (
@@ -376,9 +377,10 @@ async function main(): Promise<void> {
     platform: `${process.platform} ${process.arch}`,
   };
   // The Redis row needs a Redis: without one it is skipped, loudly (the smoke test fails on it under CI).
-  const skipped: { server: ServerKind; reason: string }[] = [];
+  const skipped: { server: ServerKind | PhaseName; reason: string }[] = [];
+  const fanout = s.phases.includes("fanout");
   let redis: RedisTarget | undefined;
-  if (s.servers.includes("runcast-redis")) {
+  if (fanout && s.servers.includes("runcast-redis")) {
     const admin = await connectRedis();
     if (typeof admin === "string") {
       skipped.push({ server: "runcast-redis", reason: admin });
@@ -389,11 +391,13 @@ async function main(): Promise<void> {
       redis = { admin, prefix: `runcast-bench:${randomUUID().slice(0, 8)}` };
     }
   }
-  log(`runcast fan-out benchmark: ${JSON.stringify({ ...s, machine, redisPrefix: redis?.prefix })}`);
+  log(`runcast benchmark: ${JSON.stringify({ ...s, machine, redisPrefix: redis?.prefix })}`);
   await compileChildren();
   const trials: Trial[] = [];
   const began = Date.now();
-  for (let rep = 1; rep <= s.reps; rep++) {
+  // On a shared machine, how busy it was says how far to trust the figures.
+  const loadAtStart = loadavg();
+  for (let rep = 1; rep <= (fanout ? s.reps : 0); rep++) {
     for (const clients of s.clients) {
       // Rotate the order every rep, so no server always runs first on a warm or cold machine.
       const order = s.servers.map((_, i) => s.servers[(i + rep - 1) % s.servers.length] as ServerKind);
@@ -410,15 +414,38 @@ async function main(): Promise<void> {
     await redis.admin.quit();
   }
   const rows = summarize(trials);
+
+  let storm: StormTrial[] = [];
+  let stormFailures: StormFailure[] = [];
+  if (s.phases.includes("storm")) {
+    const ran = await runStormPhase(s.storm, log);
+    if ("skipped" in ran) {
+      skipped.push({ server: "storm", reason: ran.skipped });
+      const bar = "!".repeat(78);
+      log(`\n${bar}\n  SKIPPED the storm phase: ${ran.skipped}\n${bar}\n`);
+    } else {
+      storm = ran.trials;
+      stormFailures = ran.failures;
+    }
+  }
+  const notRun = s.phases
+    .filter((p): p is keyof typeof PENDING_PHASES => p in PENDING_PHASES)
+    .map((phase) => ({ phase, reason: pendingReason(phase) }));
+  for (const x of notRun) log(`phase ${x.phase} not run: ${x.reason}`);
+
   const result = {
     date: new Date().toISOString(),
     machine,
     settings: s,
     smoke: SMOKE,
     durationSec: (Date.now() - began) / 1000,
+    loadAverage: { start: loadAtStart, end: loadavg() },
     skipped,
+    notRun,
     rows,
     trials,
+    storm,
+    stormFailures,
   };
   const out = process.env.BENCH_OUT;
   if (out !== undefined && out !== "") {
@@ -436,9 +463,21 @@ async function main(): Promise<void> {
     ? `\nruncast over Redis, two processes (medians of per-rep ratios to the hand-written server):\n\n${redisHeadline(rows)}\n`
     : "";
   const skips = skipped.map((x) => `\nSKIPPED ${x.server}: ${x.reason}\n`).join("");
-  process.stdout.write(
-    `\n${table(rows)}\n\nruncast against the others (medians of per-rep ratios):\n\n${headline(rows)}\n${redisRows}${skips}`,
-  );
+  const fanoutTables =
+    trials.length === 0
+      ? ""
+      : `\n${table(rows)}\n\nruncast against the others (medians of per-rep ratios):\n\n${headline(rows)}\n${redisRows}`;
+  const stormTables =
+    storm.length === 0
+      ? ""
+      : `\nReconnect storm (RedisRunSource, ${s.storm.runs} busy runs, every client back at once with Last-Event-ID):\n\n${stormTable(storm)}\n` +
+        `\nRedis per resume with the history doubled, and with the missed events doubled:\n\n${stormDoubling(storm)}\n` +
+        `\nRedis work of the serving process during the storm, per command or script:\n\n${stormCommands(storm)}\n`;
+  const pending = notRun.map((x) => `\nNOT RUN ${x.phase}: ${x.reason}\n`).join("");
+  const failed = stormFailures
+    .map((x) => `\nFAILED storm N=${x.clients} history ${x.history}/run missed ${x.missed}/run: ${x.error}\n`)
+    .join("");
+  process.stdout.write(`${fanoutTables}${stormTables}${failed}${skips}${pending}`);
 }
 
 main().catch((error: unknown) => {

@@ -14,6 +14,7 @@ import {
   type ServerRequest,
   wallClock,
 } from "./protocol";
+import { RunsWriter } from "./servers/runs-writer";
 import type { Fanout } from "./servers/types";
 
 /** How many responses the load governor looks at per tick. */
@@ -33,12 +34,12 @@ async function load(kind: ServerKind, args: readonly string[]): Promise<Fanout> 
     case "express-loop":
       return (require("./servers/express-loop") as typeof import("./servers/express-loop")).createFanout();
     case "runcast-redis": {
-      const [prefix, role] = args;
+      const [prefix, role, options] = args;
       if (prefix === undefined || (role !== "writer" && role !== "reader")) {
-        throw new Error("runcast-redis takes <prefix> <writer|reader>");
+        throw new Error("runcast-redis takes <prefix> <writer|reader> [options JSON]");
       }
       const redis = require("./servers/runcast-redis") as typeof import("./servers/runcast-redis");
-      return redis.createFanout(prefix, role);
+      return redis.createFanout(prefix, role, options === undefined ? {} : JSON.parse(options));
     }
   }
 }
@@ -68,6 +69,12 @@ async function main(): Promise<void> {
   if (!SERVER_KINDS.includes(kind)) throw new Error(`unknown server ${kind}`);
   const fanout = await load(kind, process.argv.slice(3));
   let seq = 0;
+  let runsWriter: RunsWriter | undefined;
+  const writer = (): RunsWriter => {
+    if (fanout.runs === undefined) throw new Error(`${kind} cannot record into runs of its own`);
+    runsWriter ??= new RunsWriter(fanout.runs);
+    return runsWriter;
+  };
 
   const handlers: {
     [K in ServerRequest["cmd"]]: (req: Extract<ServerRequest, { cmd: K }>) => Promise<ServerReplies[K]>;
@@ -118,6 +125,16 @@ async function main(): Promise<void> {
         next();
       }),
     stats: async () => ({ clients: fanout.clients(), cutOffs: fanout.cutOffs() }),
+    cpu: async () => {
+      const used = process.cpuUsage();
+      return { ms: (used.user + used.system) / 1000 };
+    },
+    "runs-create": async ({ runs }) => {
+      await writer().create(runs);
+      return {};
+    },
+    "runs-record": ({ perRun }) => writer().record(perRun),
+    "runs-flow": ({ perSecond }) => writer().flow(perSecond),
   };
 
   answerRequests<ServerRequest>(handlers);

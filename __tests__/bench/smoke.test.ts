@@ -3,24 +3,29 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Row, Trial } from "../../bench/report";
+import type { StormFailure, StormTrial } from "../../bench/storm";
 
 interface BenchResult {
   smoke: boolean;
-  /** Servers not run, and why (the Redis row when no Redis answers). */
+  /** Servers and phases not run, and why (the Redis row when no Redis answers, the storm without redis-server). */
   skipped: { server: string; reason: string }[];
+  /** Phases asked for that wait for a feature. */
+  notRun: { phase: string; reason: string }[];
   rows: Row[];
   trials: Trial[];
+  storm: StormTrial[];
+  stormFailures: StormFailure[];
 }
 
 const ON_CI = process.env.CI === "true" || process.env.CI === "1";
 
 /** Runs `npm run bench` in smoke mode (a few clients, short phases) and reads the JSON it writes. */
-function runSmoke(out: string): Promise<{ result: BenchResult; stdout: string }> {
+function runSmoke(out: string, env: Record<string, string> = {}): Promise<{ result: BenchResult; stdout: string }> {
   return new Promise((resolve, reject) => {
     execFile(
       process.execPath,
       [join(__dirname, "../../scripts/bench.js")],
-      { env: { ...process.env, BENCH_SMOKE: "1", BENCH_OUT: out }, timeout: 180_000 },
+      { env: { ...process.env, BENCH_SMOKE: "1", BENCH_OUT: out, ...env }, timeout: 180_000 },
       (error, stdout, stderr) => {
         if (error !== null) reject(new Error(`${error.message}\n${stderr}`));
         else resolve({ result: JSON.parse(readFileSync(out, "utf8")) as BenchResult, stdout });
@@ -29,12 +34,28 @@ function runSmoke(out: string): Promise<{ result: BenchResult; stdout: string }>
   });
 }
 
-describe("the fan-out benchmark in smoke mode", () => {
+/** Without what a part needs (Redis, redis-server) it is skipped: a failure under CI, a loud warning elsewhere. */
+function skippedLoudly(result: BenchResult, part: string): boolean {
+  const skip = result.skipped.find((x) => x.server === part);
+  if (skip === undefined) return false;
+  if (ON_CI) throw new Error(`the ${part} benchmark was skipped under CI=true: ${skip.reason}`);
+  const bar = "!".repeat(78);
+  console.warn(`\n${bar}\n  SKIPPED the ${part} benchmark: ${skip.reason}\n${bar}\n`);
+  return true;
+}
+
+describe("the benchmark in smoke mode", () => {
   const dir = mkdtempSync(join(tmpdir(), "runcast-bench-"));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  // One smoke run (both default phases) read by the first two tests.
+  let smoke: Promise<{ result: BenchResult; stdout: string }> | undefined;
+  const defaultRun = (): Promise<{ result: BenchResult; stdout: string }> => {
+    smoke ??= runSmoke(join(dir, "smoke.json"));
+    return smoke;
+  };
 
   it("runs every server, every client gets every event, and it reports every figure", async () => {
-    const { result, stdout } = await runSmoke(join(dir, "smoke.json"));
+    const { result, stdout } = await defaultRun();
     expect(result.smoke).toBe(true);
     const redisSkip = result.skipped.find((x) => x.server === "runcast-redis");
     if (redisSkip !== undefined) {
@@ -62,6 +83,10 @@ describe("the fan-out benchmark in smoke mode", () => {
         expect(shape.complete).toBe(true);
         expect(shape.broadcasts).toBeGreaterThan(0);
         expect(shape.eventsPerSec).toBeGreaterThan(0);
+        // The server's CPU over the blast and its drain, per event the clients counted.
+        expect(shape.serverCpuMs).toBeGreaterThan(0);
+        expect(shape.cpuPerEventUs).toBeGreaterThan(0);
+        expect(Number.isFinite(shape.cpuPerEventUs)).toBe(true);
       }
       for (const figure of [trial.acceptMs, trial.latency.p50, trial.latency.p99]) {
         expect(Number.isFinite(figure)).toBe(true);
@@ -72,9 +97,12 @@ describe("the fan-out benchmark in smoke mode", () => {
     expect(Number.isFinite(runcast?.figures.k10.vsHandwritten)).toBe(true);
     expect(Number.isFinite(runcast?.figures.k10.vsBetterSse)).toBe(true);
     expect(Number.isFinite(runcast?.figures.heap.vsExpressLoop)).toBe(true);
+    expect(Number.isFinite(runcast?.figures.cpu1.vsHandwritten)).toBe(true);
+    expect(Number.isFinite(runcast?.figures.cpu10.vsHandwritten)).toBe(true);
     expect(result.rows.find((row) => row.server === "handwritten")?.figures.k1.vsHandwritten).toBe(1);
-    // The table is printed.
+    // The tables are printed, server CPU per event in each.
     expect(stdout).toContain("| clients | server |");
+    expect(stdout.match(/K=10 CPU\/event/g)?.length ?? 0).toBeGreaterThanOrEqual(2);
     expect(stdout).toMatch(/\| 4 \| runcast \|/);
     if (redisSkip === undefined) {
       // Fan-out through Redis to clients spread over two processes: every one got every event.
@@ -90,5 +118,64 @@ describe("the fan-out benchmark in smoke mode", () => {
     } else {
       expect(stdout).toContain("SKIPPED runcast-redis");
     }
+  }, 200_000);
+
+  it("storms: every client back at once with Last-Event-ID gets every event of its run exactly once, and the figures are there", async () => {
+    const { result, stdout } = await defaultRun();
+    if (skippedLoudly(result, "storm")) return;
+    expect(result.stormFailures).toEqual([]);
+    // One storm per history size (the smoke's 100 and 200 per run), each with its figures.
+    expect(result.storm.map((t) => t.history)).toEqual([100, 200]);
+    for (const t of result.storm) {
+      expect(t.clients).toBe(20);
+      expect(t.fresh.failed).toBe(0);
+      expect(t.resume.failed).toBe(0);
+      expect(t.resume.complete).toBe(true);
+      // They missed what was recorded while away: the resume had something to replay.
+      expect(t.resume.behindMean).toBeGreaterThanOrEqual(t.missed);
+      // Exactly once: counted and checked by seq and id, per client, after the writes stopped.
+      expect(t.final.complete).toBe(true);
+      expect(t.final.events).toBeGreaterThan(0);
+      expect(t.final).toMatchObject({
+        duplicates: 0,
+        missing: 0,
+        idsOutOfOrder: 0,
+        wrongRun: 0,
+        resyncs: 0,
+        resumeSnapshots: 0,
+        closed: 0,
+      });
+      expect(t.exact).toBe(true);
+      for (const figure of [t.fresh.liveMs, t.resume.liveMs, t.liveRatio, t.cpuPerResumeMs, t.maxWriteMs.storm]) {
+        expect(Number.isFinite(figure)).toBe(true);
+      }
+      // Redis time per resume, from Redis's own log of the serving process's commands.
+      expect(t.redisPerResumeUs).toBeGreaterThan(0);
+      expect(t.redisPerResumeTypicalUs).toBeGreaterThan(0);
+      expect(t.redisPerFreshUs).toBeGreaterThan(0);
+      expect(t.redis.storm.truncated).toBe(false);
+      expect(t.redisCpuPerResumeUs).toBeGreaterThanOrEqual(0);
+      expect(Number.isFinite(t.redisCpuPerResumeUs)).toBe(true);
+      expect(t.redisCpuNetPerResumeUs).toBeGreaterThanOrEqual(0);
+      expect(t.redisCpuNetPerResumeUs).toBeLessThanOrEqual(t.redisCpuPerResumeUs);
+      const resumeCalls = t.redis.storm.items
+        .filter((x) => x.connection === "commands")
+        .reduce((sum, x) => sum + x.calls, 0);
+      expect(resumeCalls).toBeGreaterThanOrEqual(t.clients);
+    }
+    expect(stdout).toContain("Reconnect storm");
+    expect(stdout).toMatch(/\| 20 \| 200 \| 10 \| [\d.]+ (µs|ms) \| [\d.]+x \|/);
+    expect(stdout).toContain("per command or script");
+  }, 200_000);
+
+  it("reports a phase that waits for a feature as not run, with no figures", async () => {
+    const { result, stdout } = await runSmoke(join(dir, "pending.json"), { BENCH_PHASES: "scoped,deploy" });
+    expect(result.notRun.map((x) => x.phase)).toEqual(["scoped", "deploy"]);
+    for (const x of result.notRun) expect(x.reason).toMatch(/needs|not written yet/);
+    expect(result.trials).toEqual([]);
+    expect(result.rows).toEqual([]);
+    expect(result.storm).toEqual([]);
+    expect(stdout).toContain("NOT RUN scoped");
+    expect(stdout).not.toContain("| clients |");
   }, 200_000);
 });

@@ -1,11 +1,24 @@
+import { Redis } from "ioredis";
 import { sseRouter } from "../../lib/index";
-import { RedisRunSource } from "../../lib/redis";
+import { RedisRunSource, type RedisRunSourceOptions } from "../../lib/redis";
 import { type BenchEvent, RUN_ID } from "../protocol";
 import { expressServer } from "./shared";
 import type { Fanout } from "./types";
 
 /** How this process takes part: `writer` also records the events (and creates the run), `reader` only serves. */
 export type RedisRole = "writer" | "reader";
+
+/**
+ * What a phase may change of the defaults (the storm phase sizes the history): `url` (else
+ * `REDIS_URL`), `historySize`, and source options that only some versions of the source
+ * have (such as `maxRunLogSize`), passed through as they are; `run: false` skips creating
+ * the fan-out's run.
+ */
+export interface RedisBenchOptions {
+  url?: string;
+  run?: boolean;
+  source?: Record<string, number>;
+}
 
 /**
  * runcast scaled out: `sseRouter(new RedisRunSource({ url, prefix }))` in Express 5,
@@ -15,25 +28,38 @@ export type RedisRole = "writer" | "reader";
  * Writes are pipelined: `publish` does not await `recordEvent` (ioredis sends commands of one
  * connection in order, so events keep their order); `pending()` lets the blast governor bound
  * how many are unanswered.
+ *
+ * The writer's connections are named `<prefix>:writer` (the source names a reader's
+ * `<prefix>:commands` and `<prefix>:reader`), so Redis's SLOWLOG tells their work apart.
  */
-export async function createFanout(prefix: string, role: RedisRole): Promise<Fanout> {
-  const url = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+export async function createFanout(prefix: string, role: RedisRole, options: RedisBenchOptions = {}): Promise<Fanout> {
+  const url = options.url ?? process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
   let failures = 0;
-  const source = new RedisRunSource({
-    url,
+  // Never connected itself: the source duplicates it (name included) for its own connections.
+  const named =
+    role === "writer" ? new Redis(url, { lazyConnect: true, connectionName: `${prefix}:writer` }) : undefined;
+  const sourceOptions: RedisRunSourceOptions = {
+    ...options.source,
+    ...(named === undefined ? { url } : { redis: named }),
     prefix,
     onError: (error, context) => console.error(`runcast-redis ${role}: ${error.message} (${context.phase})`),
-  });
-  if (role === "writer") await source.createRun({ id: RUN_ID, status: "running", total_units: 1000 });
+  };
+  const source = new RedisRunSource(sourceOptions);
+  if (role === "writer" && options.run !== false) {
+    await source.createRun({ id: RUN_ID, status: "running", total_units: 1000 });
+  }
   const router = sseRouter(source);
   let pending = 0;
   const settled = (): void => {
     pending--;
   };
+  const writerOnly = (): void => {
+    if (role !== "writer") throw new Error("only the writer process records events");
+  };
   return {
     ...expressServer(router),
     publish(event: BenchEvent): void {
-      if (role !== "writer") throw new Error("only the writer process records events");
+      writerOnly();
       pending++;
       source.recordEvent(RUN_ID, event).then(settled, (error: unknown) => {
         // A lost event also shows as a client short of events in the load process.
@@ -45,5 +71,15 @@ export async function createFanout(prefix: string, role: RedisRole): Promise<Fan
     pending: () => pending,
     clients: () => router.clientCount(),
     cutOffs: () => router.stats().slowClientsCutOff,
+    runs: {
+      async createRun(runId) {
+        writerOnly();
+        await source.createRun({ id: runId, status: "running", total_units: 1000 });
+      },
+      async recordEvent(runId, event) {
+        writerOnly();
+        await source.recordEvent(runId, event);
+      },
+    },
   };
 }

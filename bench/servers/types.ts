@@ -1,5 +1,6 @@
 import type { Server, ServerResponse } from "node:http";
 import type { BenchEvent } from "../protocol";
+import type { RunRecorder } from "./runs-writer";
 
 /** One server under test, as the benchmark drives it. */
 export interface Fanout {
@@ -18,4 +19,6 @@ export interface Fanout {
   clients(): number;
   /** Clients the server disconnected for falling behind. */
   cutOffs(): number;
+  /** Creating runs and recording into any of them, where the server can (the storm phase's writer). */
+  readonly runs?: RunRecorder;
 }

@@ -1,0 +1,265 @@
+/**
+ * The storm phase's clients, in the load process: real SSE clients (Node's HTTP client, a
+ * spec parser) that read every frame and check every event of their run: each run's events
+ * carry `seq` 1, 2, ..., so a watcher sees a duplicate or a missing event at once. Slower
+ * than the fan-out's raw counters, which is why they are kept apart.
+ */
+import { type ClientRequest, request } from "node:http";
+import { createParser, type EventSourceMessage } from "eventsource-parser";
+import { compareEnvelopeIds } from "../lib/source";
+import { type LoadReplies, type LoadRequest, type WatcherTally, wallClock } from "./protocol";
+
+const SEQ = '"seq":';
+
+/** The `seq` of an event's JSON, found without parsing the rest. */
+function seqOf(data: string): number {
+  const at = data.indexOf(SEQ);
+  if (at < 0) return Number.NaN;
+  let end = at + SEQ.length;
+  while (end < data.length && data.charCodeAt(end) >= 48 && data.charCodeAt(end) <= 57) end++;
+  return Number(data.slice(at + SEQ.length, end));
+}
+
+/** What a watcher must reach to count as live in the current wave. */
+type LiveWhen = { kind: "first-frame" } | { kind: "seq"; seqs: Record<string, number> };
+
+/** One client watching one run's stream, across its reconnects. */
+class Watcher {
+  /** Where it connects; a resume may go to another process (a deploy). */
+  port: number;
+  readonly path: string;
+  readonly runId: string;
+  readonly #runMarker: string;
+  lastId: string | undefined;
+  /** The last event's `seq`; 0 before the first. */
+  lastSeq = 0;
+  events = 0;
+  duplicates = 0;
+  missing = 0;
+  idsOutOfOrder = 0;
+  wrongRun = 0;
+  resyncs = 0;
+  resumeSnapshots = 0;
+  /** This connection's outcome: failed before its head, head received, closed when it should be open. */
+  failed = false;
+  headAt = Number.NaN;
+  liveAt = Number.NaN;
+  closed = false;
+  #request: ClientRequest | undefined;
+  #dropping = false;
+  #resumed = false;
+  #liveWhen: LiveWhen = { kind: "first-frame" };
+
+  constructor(port: number, path: string) {
+    this.port = port;
+    this.path = path;
+    this.runId = decodeURIComponent(/\/runs\/([^/]+)\/stream/.exec(path)?.[1] ?? "");
+    this.#runMarker = `"run_id":${JSON.stringify(this.runId)}`;
+  }
+
+  /** Opens the stream (with `Last-Event-ID` when `resume`); `settled` is called once at its head or failure. */
+  open(resume: boolean, liveWhen: LiveWhen, settled: () => void): void {
+    this.#liveWhen = liveWhen;
+    this.#resumed = resume;
+    this.#dropping = false;
+    this.failed = false;
+    this.closed = false;
+    this.headAt = Number.NaN;
+    this.liveAt = Number.NaN;
+    let once = false;
+    const settle = (): void => {
+      if (!once) {
+        once = true;
+        settled();
+      }
+    };
+    const headers: Record<string, string> = { Accept: "text/event-stream", "Cache-Control": "no-cache" };
+    if (resume && this.lastId !== undefined) headers["Last-Event-ID"] = this.lastId;
+    const parser = createParser({ onEvent: (message) => this.#frame(message) });
+    const req = request({ host: "127.0.0.1", port: this.port, path: this.path, headers, agent: false });
+    this.#request = req;
+    req.on("response", (res) => {
+      if (res.statusCode !== 200) {
+        this.failed = true;
+        res.resume();
+        settle();
+        return;
+      }
+      this.headAt = wallClock();
+      settle();
+      res.setEncoding("utf8");
+      res.on("data", (chunk: string) => parser.feed(chunk));
+      res.on("close", () => {
+        if (!this.#dropping) this.closed = true;
+      });
+    });
+    req.on("error", () => {
+      if (Number.isNaN(this.headAt)) this.failed = true;
+      else if (!this.#dropping) this.closed = true;
+      settle();
+    });
+    req.end();
+  }
+
+  drop(): void {
+    this.#dropping = true;
+    this.#request?.destroy();
+  }
+
+  isLive(): boolean {
+    return !Number.isNaN(this.liveAt);
+  }
+
+  #frame(message: EventSourceMessage): void {
+    if (message.id !== undefined && message.id !== "") {
+      if (this.lastId !== undefined && compareEnvelopeIds(message.id, this.lastId) <= 0) this.idsOutOfOrder++;
+      this.lastId = message.id;
+    }
+    if (message.event === "event") {
+      if (!message.data.includes(this.#runMarker)) this.wrongRun++;
+      const seq = seqOf(message.data);
+      this.events++;
+      if (this.lastSeq === 0) this.lastSeq = seq;
+      else if (seq <= this.lastSeq) this.duplicates++;
+      else {
+        this.missing += seq - this.lastSeq - 1;
+        this.lastSeq = seq;
+      }
+    } else if (message.event === "resync") {
+      this.resyncs++;
+    } else if (message.event === "state" && this.#resumed) {
+      this.resumeSnapshots++;
+    }
+    if (Number.isNaN(this.liveAt)) {
+      const when = this.#liveWhen;
+      if (when.kind === "first-frame" || this.lastSeq >= (when.seqs[this.runId] ?? Number.POSITIVE_INFINITY)) {
+        this.liveAt = wallClock();
+      }
+    }
+  }
+}
+
+const watchers: Watcher[] = [];
+
+function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] as number;
+}
+
+function tally(done: (w: Watcher) => boolean): WatcherTally {
+  const t: WatcherTally = {
+    watchers: watchers.length,
+    complete: true,
+    events: 0,
+    duplicates: 0,
+    missing: 0,
+    idsOutOfOrder: 0,
+    wrongRun: 0,
+    resyncs: 0,
+    resumeSnapshots: 0,
+    closed: 0,
+  };
+  for (const w of watchers) {
+    t.complete &&= done(w) && !w.closed && !w.failed;
+    t.events += w.events;
+    t.duplicates += w.duplicates;
+    t.missing += w.missing;
+    t.idsOutOfOrder += w.idsOutOfOrder;
+    t.wrongRun += w.wrongRun;
+    t.resyncs += w.resyncs;
+    t.resumeSnapshots += w.resumeSnapshots;
+    if (w.closed) t.closed++;
+  }
+  return t;
+}
+
+/** Polls `done` over every watcher until all pass or the time is up. */
+function until(done: (w: Watcher) => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  return new Promise((resolve) => {
+    const check = (): void => {
+      if (Date.now() >= deadline || watchers.every((w) => w.failed || w.closed || done(w))) resolve();
+      else setTimeout(check, 10);
+    };
+    check();
+  });
+}
+
+async function watch(req: Extract<LoadRequest, { cmd: "watch" }>): Promise<LoadReplies["watch"]> {
+  if (req.mode === "fresh") {
+    for (let i = 0; i < req.count; i++) {
+      watchers.push(new Watcher(req.ports[i % req.ports.length] as number, req.paths[i % req.paths.length] as string));
+    }
+  }
+  const liveWhen: LiveWhen = req.mode === "fresh" ? { kind: "first-frame" } : { kind: "seq", seqs: req.seqs ?? {} };
+  let behind = 0;
+  if (req.mode === "resume") {
+    watchers.forEach((w, i) => {
+      behind += (req.seqs?.[w.runId] ?? w.lastSeq) - w.lastSeq;
+      w.port = req.ports[i % req.ports.length] as number;
+    });
+  }
+  const startedAt = wallClock();
+  const deadline = Date.now() + req.timeoutMs;
+  // At most `concurrency` waiting for their head, as browsers behind many NATs would arrive;
+  // the whole wave gets `timeoutMs`, heads included (a server may send a head only once it read the replay).
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, req.timeoutMs);
+    let opened = 0;
+    let settled = 0;
+    const more = (): void => {
+      while (opened < watchers.length && opened - settled < req.concurrency) {
+        const w = watchers[opened++] as Watcher;
+        w.open(req.mode === "resume", liveWhen, () => {
+          settled++;
+          if (settled === watchers.length) {
+            clearTimeout(timer);
+            resolve();
+          } else more();
+        });
+      }
+    };
+    if (watchers.length === 0) {
+      clearTimeout(timer);
+      resolve();
+    } else more();
+  });
+  const headsAt = wallClock();
+  await until((w) => w.isLive(), Math.max(0, deadline - Date.now()));
+  const times = watchers.map((w) => w.liveAt - startedAt).sort((a, b) => a - b);
+  const t = tally((w) => w.isLive());
+  return {
+    failed: watchers.filter((w) => w.failed).length,
+    headsMs: headsAt - startedAt,
+    liveMs: t.complete ? Math.max(...times) : Number.NaN,
+    liveP50Ms: percentile(times, 50),
+    liveP99Ms: percentile(times, 99),
+    complete: t.complete,
+    behindMean: watchers.length === 0 ? 0 : behind / watchers.length,
+    tally: t,
+  };
+}
+
+/** The storm phase's requests to the load process. */
+export const watcherHandlers: {
+  [K in "watch" | "watch-wait" | "watch-drop" | "watch-clear"]: (
+    req: Extract<LoadRequest, { cmd: K }>,
+  ) => Promise<LoadReplies[K]>;
+} = {
+  watch,
+  "watch-wait": async ({ events, seqs, timeoutMs }) => {
+    const done = (w: Watcher): boolean =>
+      w.events >= (events ?? 0) && (seqs === undefined || w.lastSeq >= (seqs[w.runId] ?? Number.POSITIVE_INFINITY));
+    await until(done, timeoutMs);
+    return tally(done);
+  },
+  "watch-drop": async () => {
+    for (const w of watchers) w.drop();
+    return {};
+  },
+  "watch-clear": async () => {
+    for (const w of watchers) w.drop();
+    watchers.length = 0;
+    return {};
+  },
+};
