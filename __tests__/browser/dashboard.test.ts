@@ -87,6 +87,50 @@ function createRun(source: MemoryRunSource, id: string, name: string): void {
 }
 
 describe("the example dashboard in Chromium", () => {
+  it("a run opened late, or after it finished, shows its whole event log with timings", async () => {
+    const r = await start();
+    const { source } = r.example;
+    createRun(source, "run-07", "Deploy #7");
+    source.updateRun("run-07", { status: "running", started_at: "2026-03-02T09:07:00Z" });
+    for (const [i, unit] of UNITS.entries()) {
+      source.recordEvent("run-07", { type: "unit.started", unit, ts: `2026-03-02T09:07:0${2 * i}Z` });
+      source.recordEvent("run-07", { type: "unit.completed", unit, ts: `2026-03-02T09:07:0${2 * i + 1}Z` });
+    }
+    createRun(source, "run-08", "Deploy #8");
+    source.recordEvent("run-08", { type: "unit.started", unit: "billing" });
+    source.completeRun("run-08", { status: "failed", completed_units: 0, error: "billing: out of memory" });
+    await page.goto(r.url);
+    await pill("connection", "live");
+
+    // Opened after six events happened: all six, in order, with their offset from the run's start.
+    await until("run-07 listed", () => document.querySelector('li.run[data-run-id="run-07"]') !== null, null);
+    await page.click('li.run[data-run-id="run-07"]');
+    await logLines(6);
+    const late = await eventLog();
+    expect(late.lines).toEqual(UNITS.flatMap((unit) => [`unit.started ${unit}`, `unit.completed ${unit}`]));
+    expect(await page.$$eval("#event-log li[data-event-id] .since", (s) => s.map((n) => n.textContent))).toEqual([
+      "+0:00",
+      "+0:01",
+      "+0:02",
+      "+0:03",
+      "+0:04",
+      "+0:05",
+    ]);
+    // Live events follow the history, once.
+    source.recordEvent("run-07", { type: "unit.failed", unit: "checkout", ts: "2026-03-02T09:08:10Z" });
+    await logLines(7);
+    expect((await eventLog()).lines.at(-1)).toBe("unit.failed checkout");
+    expect(new Set((await eventLog()).ids).size).toBe(7);
+
+    // A finished run: its whole log, then how it ended.
+    await page.click('li.run[data-run-id="run-08"]');
+    await logLines(1);
+    await until("the end of run-08", () => document.querySelector("#event-log li.marker") !== null, null);
+    expect((await eventLog()).lines).toEqual(["unit.started billing"]);
+    expect(await page.textContent("#event-log li.marker")).toBe("Run failed: billing: out of memory.");
+    expect(await page.textContent("#event-log-title")).toBe("Event log");
+  });
+
   it("lists runs from the global stream, then shows one run's state, live events and complete", async () => {
     const r = await start();
     const { source } = r.example;

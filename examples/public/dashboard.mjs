@@ -247,6 +247,7 @@ function select(id, { byUser = false } = {}) {
     $("detail-body").hidden = false;
     $("detail-notice").hidden = true;
     $("event-log").replaceChildren(el("li", "empty", "Waiting for events…"));
+    detailStart = undefined;
     renderDetail(everyRun.state.get(id) ?? fromApi.get(id) ?? { id, status: "pending", completed_units: 0 });
     selected = { id, watcher: openRunWatcher(id) };
     scheduleRender();
@@ -257,30 +258,47 @@ function select(id, { byUser = false } = {}) {
   }
 }
 
-/** Opens the per-run stream behind the detail view; the handlers render into it while it is the one shown. */
+/**
+ * Opens the per-run stream behind the detail view, from the run's first envelope
+ * (`from: "start"`): a run opened late, or finished, shows its whole event log. The handlers
+ * render into the view while it is the one shown.
+ */
 function openRunWatcher(id) {
   const shown = () => selected?.id === id;
-  return watchRun(`/api/runs/${encodeURIComponent(id)}/stream`, {
-    onState: (state) => shown() && renderDetail(state),
-    onEvent: (event, info) => shown() && appendEvent(event, info.id),
-    onComplete: (state) => {
-      if (!shown()) return;
-      renderDetail(state);
-      appendMarker(`Run ${state.status}${state.error ? `: ${state.error}` : ""}.`);
+  return watchRun(
+    `/api/runs/${encodeURIComponent(id)}/stream`,
+    {
+      onState: (state) => shown() && renderDetail(state),
+      onEvent: (event, info) => shown() && appendEvent(event, info.id),
+      onComplete: (state) => {
+        if (!shown()) return;
+        renderDetail(state);
+        appendMarker(`Run ${state.status}${state.error ? `: ${state.error}` : ""}.`);
+      },
+      onResync: (_state, { reason }) =>
+        shown() &&
+        appendMarker(
+          reason === "trimmed"
+            ? "The server keeps only this run's newest events: older ones are not shown."
+            : "Resynced from a fresh snapshot: events in between may be missing from this log.",
+        ),
+      onStatus: (status) => shown() && showConnection($("detail-connection"), status),
+      onError: (error) => {
+        if (error.code === "stream_refused") shown() && showGone();
+        else console.warn("runcast:", error.message);
+      },
     },
-    onResync: () =>
-      shown() && appendMarker("Resynced from a fresh snapshot: events in between may be missing from this log."),
-    onStatus: (status) => shown() && showConnection($("detail-connection"), status),
-    onError: (error) => {
-      if (error.code === "stream_refused") shown() && showGone();
-      else console.warn("runcast:", error.message);
-    },
-  });
+    { from: "start" },
+  );
 }
 
 const detailProgress = { track: $("detail-progress"), bar: $("detail-bar") };
 
+/** When the open run started, from its own state (the log's first state has it). */
+let detailStart;
+
 function renderDetail(run) {
+  detailStart = run.started_at ?? run.created_at ?? detailStart;
   setText($("detail-title"), run.name ?? run.id);
   setText($("detail-id"), run.id);
   const status = $("detail-status");
@@ -307,12 +325,21 @@ function appendEvent(event, id) {
   let detail = event.unit ?? "";
   if (typeof event.duration_ms === "number") detail += ` · ${(event.duration_ms / 1000).toFixed(1)} s`;
   if (typeof event.error === "string") detail += ` · ${event.error}`;
-  line.append(
-    el("span", "time", clock(event.ts)),
-    el("span", "type", event.type, { "data-type": event.type }),
-    el("span", "what", detail),
-  );
+  const time = el("span", "time", clock(event.ts));
+  const since = sinceStart(event.ts);
+  if (since !== "") time.append(el("span", "since", since));
+  line.append(time, el("span", "type", event.type, { "data-type": event.type }), el("span", "what", detail));
   appendLine(line);
+}
+
+/** How long after the open run's start `iso` is (`+1:05`), or "" when either is unknown. */
+function sinceStart(iso) {
+  const run = selected === undefined ? undefined : (everyRun.state.get(selected.id) ?? fromApi.get(selected.id));
+  const start = Date.parse(detailStart ?? run?.started_at ?? run?.created_at ?? "");
+  const at = Date.parse(iso);
+  if (Number.isNaN(start) || Number.isNaN(at) || at < start) return "";
+  const seconds = Math.round((at - start) / 1000);
+  return `+${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
 }
 
 function appendMarker(text) {
