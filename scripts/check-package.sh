@@ -144,12 +144,17 @@ cat > types.ts <<'TS'
 import { MemoryRunSource, type RunState } from "runcast";
 import { RedisRunSource } from "runcast/redis";
 import { type RunWatcher, watchRun, WatchError } from "runcast/client";
+import type { useRun } from "runcast/react";
+import type { BullMQRunSource } from "runcast/bullmq";
+import type * as testing from "runcast/testing";
 import schemas = require("runcast/schema.json");
 const state: RunState = { id: "r", status: "running", completed_units: 1 };
 const watcher: RunWatcher = watchRun(() => "/api/runs/r/stream", { onError: (e: WatchError) => e.code }, { from: "start" });
 // @ts-expect-error: a status runcast does not know
 const wrong: RunState = { id: "r", status: "done", completed_units: 1 };
-export { MemoryRunSource, RedisRunSource, schemas, state, watcher, wrong };
+type RunHook = typeof useRun;
+type Entries = [RunHook, BullMQRunSource, typeof testing];
+export { MemoryRunSource, RedisRunSource, schemas, state, watcher, wrong, type Entries };
 TS
 "$repo/node_modules/.bin/tsc" -p .
 echo "types: every entry compiles under module commonjs, moduleResolution node10"
