@@ -118,6 +118,22 @@ describe("runcast/react in Chromium", () => {
     expect(t.router.clientCount("r")).toBe(0);
   });
 
+  it('a component mounted late gets the run\'s history first (from: "start"), then live events', async () => {
+    source.createRun({ id: "late" });
+    for (let n = 1; n <= 5; n++) source.recordEvent("late", { type: "unit.progress", n });
+    await page.evaluate(() =>
+      (window as unknown as { app: { mount(u: string, c: number, s: boolean): void } }).app.mount(
+        "/api/runs/late/stream",
+        1,
+        true,
+      ),
+    );
+    await until("the history", (v) => v.events.length === 5);
+    source.recordEvent("late", { type: "unit.progress", n: 6 });
+    const v = await until("the live event", (v) => v.events.length === 6);
+    expect(v.events).toEqual([1, 2, 3, 4, 5, 6]);
+  });
+
   it("unmounting closes the connection; a new URL moves it", async () => {
     source.createRun({ id: "a" });
     source.createRun({ id: "b", total_units: 7 });

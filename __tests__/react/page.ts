@@ -3,7 +3,7 @@
 // through `window.app` and reads what each hook returned from `window.views`.
 import { createElement as h, StrictMode, useState } from "react";
 import { createRoot, type Root } from "react-dom/client";
-import { type RunsView, type RunView, type UseRunOptions, useRun, useRuns } from "../../lib/react/index";
+import { type RunsView, type RunView, useRun, useRuns } from "../../lib/react/index";
 
 interface PageApp {
   /** Mounts `count` components watching `url` (in StrictMode unless `strict` is false). */
@@ -37,9 +37,6 @@ page.EventSource = class extends NativeEventSource {
   }
 };
 
-/** Held in a variable, not written inline: `from` is an option of the client's that the hook passes on. */
-const FROM_START = { from: "start" } as unknown as UseRunOptions;
-
 let root: Root | undefined;
 let setShared: ((url: string) => void) | undefined;
 
@@ -55,7 +52,7 @@ function record(name: string, view: RunView): void {
 }
 
 function RunPanel({ name, url }: { name: string; url: string }) {
-  const view = useRun(url, FROM_START);
+  const view = useRun(url, { from: "start" });
   record(name, view);
   return h("pre", { id: name }, JSON.stringify(view.state ?? null));
 }

@@ -70,11 +70,33 @@ export class SharedWatchers<View> {
   }
 }
 
-/** A stable text of the plain values among `options` (functions and constructors left out), for sharing by value. */
+/** Identity numbers of option values compared by identity (schemas, constructors, functions). */
+const identities = new WeakMap<object, number>();
+let nextIdentity = 0;
+
+function identityOf(value: object): string {
+  let id = identities.get(value);
+  if (id === undefined) {
+    id = nextIdentity++;
+    identities.set(value, id);
+  }
+  return `#${id}`;
+}
+
+/**
+ * A stable text of `options`, for sharing by value: strings, numbers, booleans and arrays of
+ * them by value; anything else (a schema, a constructor, a function) by identity, so options
+ * that differ in such a value never share a watcher.
+ */
 export function variantOf(options: object): string {
   const plain: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(options).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-    if (typeof value !== "function" && value !== undefined) plain[name] = value;
+    if (value === undefined) continue;
+    const byValue =
+      typeof value !== "object" && typeof value !== "function"
+        ? true
+        : Array.isArray(value) && value.every((item) => item === null || typeof item !== "object");
+    plain[name] = byValue ? value : identityOf(value as object);
   }
   return JSON.stringify(plain);
 }
