@@ -133,7 +133,7 @@ describe("scopes and filters", () => {
     writeAll();
     await marker.frameCount(2);
     expect(s.frames).toEqual([]);
-    expect(s.raw).toBe("retry:3000\n\n");
+    expect(s.raw).toMatch(/^retry: ?\d+\n+$/);
     s.close();
     marker.close();
   });
