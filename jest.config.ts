@@ -5,6 +5,11 @@ const transform: Config["transform"] = {
     "ts-jest",
     { tsconfig: { module: "commonjs", moduleResolution: "node", isolatedModules: true }, diagnostics: false },
   ],
+  // jose ships ES modules only: its files are compiled to CommonJS for Jest's module loader.
+  "/node_modules/jose/.+\\.js$": [
+    "ts-jest",
+    { tsconfig: { module: "commonjs", allowJs: true, isolatedModules: true }, diagnostics: false },
+  ],
 };
 
 /** runcast/react imports runcast/client by name (so the package ships one copy of it): map it to the source. */
@@ -16,6 +21,7 @@ export const base: Config = {
   moduleNameMapper: selfReferences,
   transform,
   moduleFileExtensions: ["ts", "js", "json"],
+  transformIgnorePatterns: ["/node_modules/(?!jose/)"],
 };
 
 /**

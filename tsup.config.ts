@@ -1,6 +1,6 @@
-import { defineConfig } from "tsup";
+import { defineConfig, type Options } from "tsup";
 
-export default defineConfig({
+const common: Options = {
   entry: {
     index: "lib/index.ts",
     client: "lib/client/index.ts",
@@ -9,13 +9,19 @@ export default defineConfig({
     testing: "lib/testing/index.ts",
     bullmq: "lib/bullmq/index.ts",
   },
-  format: ["cjs", "esm"],
   dts: true,
   sourcemap: false,
-  clean: true,
   target: "node20",
   splitting: false,
   outExtension: ({ format }) => (format === "cjs" ? { js: ".cjs", dts: ".d.cts" } : { js: ".mjs", dts: ".d.mts" }),
   // runcast/react imports runcast/client by name, so both share one copy of the client.
   external: ["express", "ioredis", "better-sse", "zod", "react", "runcast/client", "bullmq"],
-});
+};
+
+// jose ships ES modules only. The ESM build imports it; the CommonJS build carries the part of
+// it runcast uses, so `require("runcast")` works on every Node >= 20, not only where Node can
+// require() an ES module (20.19+).
+export default defineConfig([
+  { ...common, format: ["esm"], clean: true },
+  { ...common, format: ["cjs"], noExternal: ["jose"] },
+]);

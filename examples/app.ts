@@ -13,6 +13,7 @@ import path from "node:path";
 import express from "express";
 // In your app: import { MemoryRunSource, sseRouter, ... } from "runcast";
 import {
+  createStreamToken,
   isTerminalStatus,
   MemoryRunSource,
   type RunState,
@@ -39,6 +40,12 @@ export interface ExampleOptions {
   router?: SseRouterOptions;
   /** How many runs `GET /api/runs` lists. @default 50 */
   recentRuns?: number;
+  /**
+   * When set, the streams require stream tokens signed with this secret (at least 32 bytes),
+   * and `GET /api/stream-token` mints one for the page, as a real app's authenticated endpoint
+   * would. @default undefined (open streams)
+   */
+  tokenSecret?: string;
 }
 
 /** Everything the example wires together, for `main.ts` and the tests. */
@@ -87,7 +94,12 @@ export function createExample(options: ExampleOptions = {}): Example {
   const source = options.source ?? new MemoryRunSource();
   const orchestrator = new Orchestrator(source, options.orchestrator);
   const recent = new RecentRuns(source, options.recentRuns ?? 50);
-  const router = sseRouter(source, { retryMs: 1_000, ...options.router });
+  const { tokenSecret } = options;
+  const router = sseRouter(source, {
+    retryMs: 1_000,
+    ...(tokenSecret === undefined ? {} : { tokens: { secret: tokenSecret } }),
+    ...options.router,
+  });
 
   const app = express();
   app.disable("x-powered-by");
@@ -95,6 +107,16 @@ export function createExample(options: ExampleOptions = {}): Example {
 
   // The two streams: GET /api/stream and GET /api/runs/:id/stream.
   app.use(router);
+
+  if (tokenSecret !== undefined) {
+    // A real app checks its session here and puts the user's tags in the token; the example
+    // has no users, so its page gets a token for every run, valid for five minutes.
+    app.get("/api/stream-token", (_req, res, next) => {
+      createStreamToken(tokenSecret, { expiresIn: "5m" }).then((token) => {
+        res.set("Cache-Control", "no-store").json({ token });
+      }, next);
+    });
+  }
 
   app.get("/api/runs", (_req, res) => {
     res.json({ runs: recent.list() });

@@ -15,7 +15,10 @@ export type RuncastErrorCode =
   | "invalid_state"
   | "run_exists"
   | "run_finished"
-  | "invalid_option";
+  | "invalid_option"
+  | "tags_fixed"
+  | "invalid_token"
+  | "token_expired";
 
 /** An error with a stable, documented {@link RuncastErrorCode}. */
 export class RuncastError extends Error {

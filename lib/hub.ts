@@ -2,6 +2,7 @@ import type { ServerResponse } from "node:http";
 import { Channel, Session } from "better-sse";
 import { ResponseConnection } from "./connection";
 import { type Frame, type FrameBatch, httpChunk, joinFrames, retryField } from "./frames";
+import { View } from "./view";
 import { Client, type ClientSessionState, type ClientSettings } from "./wire";
 
 /** Counters a hub keeps; see `SseRouter#stats`. */
@@ -26,9 +27,14 @@ export interface HubOptions {
   onFault: (error: unknown, client: Client) => void;
 }
 
-/** A run's channel, or the global one (`runId` null): a better-sse channel of live sessions plus the clients still connecting. */
+/**
+ * A run's channel, or a global one (`runId` null, one per view: clients that see the same
+ * runs share it): a better-sse channel of live sessions plus the clients still connecting.
+ */
 interface HubChannel {
   readonly runId: string | null;
+  /** What the global channel's clients see; every run for a run's channel. */
+  readonly view: View;
   readonly sse: Channel<Record<string, never>, ClientSessionState>;
   readonly connecting: Set<Client>;
   /** Frames published this tick, not yet written. */
@@ -36,20 +42,24 @@ interface HubChannel {
 }
 
 /**
- * The fan-out: one better-sse channel per watched run plus one global channel, fed with
- * frames serialized once. Frames published within one event-loop tick are joined into one
- * chunk per channel and written to each client in a single write. One heartbeat timer serves
- * every client. A run's channel exists while someone watches the run.
+ * The fan-out: one better-sse channel per watched run plus one global channel per view
+ * (scope ∩ filters) someone watches, fed with frames serialized once. Frames published within
+ * one event-loop tick are joined into one chunk per channel and written to each client in a
+ * single write, so filtered clients cost no more per tick than unfiltered ones. One heartbeat
+ * timer serves every client. A run's or view's channel exists while someone watches it.
  */
 export class Hub {
   readonly counters: HubCounters = { framesSent: 0, bytesSent: 0, slowClientsCutOff: 0 };
   readonly #options: HubOptions;
   readonly #runs = new Map<string, HubChannel>();
-  readonly #global: HubChannel = Hub.#channel(null);
+  /** Global channels by view key; `""` (every run) always exists. */
+  readonly #views = new Map<string, HubChannel>([["", Hub.#channel(null, View.ALL)]]);
   readonly #dirty: HubChannel[] = [];
   #flushing: NodeJS.Immediate | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
   #clients = 0;
+  /** Global channels whose view goes by tags. */
+  #tagViews = 0;
   readonly #hooks = {
     onCutOff: (): void => {
       this.counters.slowClientsCutOff++;
@@ -62,7 +72,7 @@ export class Hub {
       this.counters.bytesSent += bytes;
     },
     onLive: (client: Client): void => {
-      const channel = client.runId === null ? this.#global : this.#runs.get(client.runId);
+      const channel = this.#channelOf(client);
       if (channel === undefined || client.session === undefined || !channel.connecting.delete(client)) return;
       // The channel deregisters the session itself on `disconnected`, which consumes the listener it added.
       channel.sse.register(client.session);
@@ -87,8 +97,12 @@ export class Hub {
     this.#heartbeat.unref();
   }
 
-  static #channel(runId: string | null): HubChannel {
-    return { runId, sse: new Channel(), connecting: new Set(), pending: [] };
+  static #channel(runId: string | null, view: View): HubChannel {
+    return { runId, view, sse: new Channel(), connecting: new Set(), pending: [] };
+  }
+
+  #channelOf(client: Client): HubChannel | undefined {
+    return client.runId === null ? this.#views.get(client.view.key) : this.#runs.get(client.runId);
   }
 
   /** Clients of one run's stream, or of both streams together. */
@@ -96,6 +110,16 @@ export class Hub {
     if (runId === undefined) return this.#clients;
     const channel = this.#runs.get(runId);
     return channel === undefined ? 0 : channel.sse.sessionCount + channel.connecting.size;
+  }
+
+  /** Whether some global client's view goes by tags: only then must a frame's run's tags be known to publish it. */
+  get needsTags(): boolean {
+    return this.#tagViews > 0;
+  }
+
+  /** Number of global views with clients besides the view of every run (each has its own channel). */
+  get viewCount(): number {
+    return this.#views.size - 1;
   }
 
   /** Number of run channels alive (runs someone watches). */
@@ -107,13 +131,18 @@ export class Hub {
    * Accepts a client: from now on its channel's frames are queued for it, so nothing is lost
    * while its snapshot or replay is read. The client leaves the hub when its response closes.
    */
-  open(res: ServerResponse, runId: string | null, types: ReadonlySet<string> | null): Client {
-    const client = new Client(res, runId, types, this.#clientSettings);
-    let channel = runId === null ? this.#global : this.#runs.get(runId);
+  open(res: ServerResponse, runId: string | null, types: ReadonlySet<string> | null, view: View = View.ALL): Client {
+    let channel = runId === null ? this.#views.get(view.key) : this.#runs.get(runId);
     if (channel === undefined) {
-      channel = Hub.#channel(runId);
-      this.#runs.set(runId as string, channel);
+      channel = Hub.#channel(runId, runId === null ? view : View.ALL);
+      if (runId !== null) this.#runs.set(runId, channel);
+      else {
+        this.#views.set(view.key, channel);
+        if (view.needsTags) this.#tagViews++;
+      }
     }
+    // The channel's view, not the request's: clients of one view share one object.
+    const client = new Client(res, runId, types, this.#clientSettings, channel.view);
     const joined = channel;
     joined.connecting.add(client);
     this.#clients++;
@@ -143,17 +172,22 @@ export class Hub {
     });
   }
 
-  /** Publishes a frame to its run's watchers and the global stream. */
-  publish(frame: Frame): void {
+  /**
+   * Publishes a frame to its run's watchers and to the global clients whose view holds the
+   * run. `tags` are the run's tags (`undefined` when not known: then no view places it by tag).
+   */
+  publish(frame: Frame, tags?: readonly string[]): void {
     const channel = this.#runs.get(frame.runId);
     if (channel !== undefined) this.#push(channel, frame);
-    this.#push(this.#global, frame);
+    for (const global of this.#views.values()) {
+      if (global.view.all || global.view.includes(frame.runId, tags)) this.#push(global, frame);
+    }
   }
 
-  /** Publishes a frame to every client of both streams. */
+  /** Publishes a frame to every client of both streams, whatever their view. */
   publishAll(frame: Frame): void {
     for (const channel of this.#runs.values()) this.#push(channel, frame);
-    this.#push(this.#global, frame);
+    for (const global of this.#views.values()) this.#push(global, frame);
   }
 
   /**
@@ -162,7 +196,7 @@ export class Hub {
    * disconnected instead: an empty 200 would make a browser give up rather than reconnect.
    */
   endStreams(runId?: string): void {
-    const channels = runId === undefined ? [this.#global, ...this.#runs.values()] : [this.#runs.get(runId)];
+    const channels = runId === undefined ? [...this.#views.values(), ...this.#runs.values()] : [this.#runs.get(runId)];
     for (const channel of channels) {
       if (channel === undefined) continue;
       const clients = [...channel.connecting, ...[...channel.sse.activeSessions].map((s) => s.state.client)];
@@ -195,7 +229,7 @@ export class Hub {
         client.res.destroy();
       }
     };
-    for (const channel of [this.#global, ...this.#runs.values()]) {
+    for (const channel of [...this.#views.values(), ...this.#runs.values()]) {
       for (const client of channel.connecting) end(client);
       for (const session of channel.sse.activeSessions) end(session.state.client);
     }
@@ -242,8 +276,7 @@ export class Hub {
   }
 
   #beat(): void {
-    for (const session of this.#global.sse.activeSessions) session.state.client.heartbeat();
-    for (const channel of this.#runs.values()) {
+    for (const channel of [...this.#views.values(), ...this.#runs.values()]) {
       for (const session of channel.sse.activeSessions) session.state.client.heartbeat();
     }
   }
@@ -254,13 +287,12 @@ export class Hub {
     if (client.session !== undefined) channel.sse.deregister(client.session);
     client.connection?.disconnect();
     this.#clients--;
-    if (
-      channel.runId !== null &&
-      channel.sse.sessionCount === 0 &&
-      channel.connecting.size === 0 &&
-      this.#runs.get(channel.runId) === channel
-    ) {
-      this.#runs.delete(channel.runId);
+    if (channel.sse.sessionCount !== 0 || channel.connecting.size !== 0) return;
+    if (channel.runId !== null) {
+      if (this.#runs.get(channel.runId) === channel) this.#runs.delete(channel.runId);
+    } else if (!channel.view.all && this.#views.get(channel.view.key) === channel) {
+      this.#views.delete(channel.view.key);
+      if (channel.view.needsTags) this.#tagViews--;
     }
   }
 }

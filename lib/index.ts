@@ -22,6 +22,8 @@ export {
   EventTypeSchema,
   isTerminalStatus,
   isValidRunId,
+  isValidTag,
+  MAX_RUN_TAGS,
   RUN_ID_PATTERN,
   RUN_STATUSES,
   type RunEvent,
@@ -31,6 +33,8 @@ export {
   RunStateSchema,
   type RunStatus,
   RunStatusSchema,
+  TAG_PATTERN,
+  TagSchema,
   TERMINAL_STATUSES,
   type TerminalStatus,
 } from "./schema";
@@ -45,3 +49,11 @@ export {
   type RunEventSource,
   type RunSnapshot,
 } from "./source";
+export {
+  createStreamToken,
+  MAX_TOKEN_LENGTH,
+  MIN_TOKEN_SECRET_BYTES,
+  type StreamTokenClaims,
+  type StreamTokenOptions,
+} from "./tokens";
+export { MAX_FILTER_ENTRIES, type StreamScope } from "./view";

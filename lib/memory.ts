@@ -21,6 +21,7 @@ import {
   type RunInit,
   type RunPatch,
   runIdProblem,
+  tagsProblem,
 } from "./writer-input";
 
 /** Default number of envelopes (of all runs) {@link MemoryRunSource} keeps for the global stream's resumes. */
@@ -142,7 +143,7 @@ export class MemoryRunSource implements RunEventSource {
   /** Merges `patch` into an active run's state and announces the new `state`. */
   updateRun(runId: string, patch: RunPatch): RunState {
     const record = this.#activeRun(runId);
-    const refused = patchProblem(runId, patch);
+    const refused = patchProblem(runId, patch) ?? tagsProblem(runId, patch, record.state.tags);
     if (refused !== undefined) throw refused;
     const state = orThrow(parseState({ ...record.state, ...patch, id: runId }, false));
     record.state = state;
@@ -153,7 +154,7 @@ export class MemoryRunSource implements RunEventSource {
   /** Ends an active run with a terminal status and announces its `complete` envelope. */
   completeRun(runId: string, final: RunCompletion): Envelope {
     const record = this.#activeRun(runId);
-    const refused = completionProblem(final);
+    const refused = completionProblem(final) ?? tagsProblem(runId, final, record.state.tags);
     if (refused !== undefined) throw refused;
     const state = orThrow(parseState({ ...record.state, ...final, id: runId }, true));
     const envelope = this.#record({ type: "complete", runId, data: state });

@@ -1,6 +1,8 @@
 import type { Request } from "express";
 import { RuncastError } from "./errors";
 import { MAX_TIMER_MS } from "./timeout";
+import { type StreamTokenOptions, secretKey } from "./tokens";
+import type { StreamScope } from "./view";
 
 /** Where a problem reported to `onError` happened. */
 export type ErrorPhase = "envelope" | "replay" | "snapshot" | "source" | "authorize" | "gap" | "close" | "delivery";
@@ -42,9 +44,21 @@ export interface SseRouterOptions {
   sourceTimeoutMs?: number;
   /**
    * Decides whether a request may open a stream: `runId` is the run, or `null` for the global
-   * stream. Answer (or resolve) `false` to refuse with 403 `forbidden`; a throw is a 500.
+   * stream. Answer (or resolve) `true` to allow it, `false` to refuse with 403 `forbidden`, or
+   * a {@link StreamScope} `{ tags?, runs? }`: the client then sees only the runs carrying one
+   * of `tags` or listed in `runs` (a run's stream outside it is 403). Runs after the stream
+   * token, if any; a throw or an invalid scope is a 500.
+   * @default undefined (every request is allowed)
    */
-  authorize?: (req: Request, runId: string | null) => boolean | Promise<boolean>;
+  authorize?: (req: Request, runId: string | null) => boolean | StreamScope | Promise<boolean | StreamScope>;
+  /**
+   * Stream tokens (see `createStreamToken`): when set, every stream request must carry a valid
+   * token, as `?token=` or `Authorization: Bearer`, else 401 `invalid_token`/`token_expired`;
+   * its scope limits what the client sees, and its stream ends when it expires. The secret
+   * must be at least 32 bytes.
+   * @default undefined (no tokens)
+   */
+  tokens?: StreamTokenOptions;
   /**
    * Told of every problem that is not the client's: invalid envelopes (which are dropped),
    * source failures, `authorize` throwing, a source's word that live delivery lost continuity
@@ -56,7 +70,11 @@ export interface SseRouterOptions {
 }
 
 /** Options with their defaults applied. */
-export type ResolvedOptions = Required<Omit<SseRouterOptions, "authorize">> & Pick<SseRouterOptions, "authorize">;
+export type ResolvedOptions = Required<Omit<SseRouterOptions, "authorize" | "tokens">> &
+  Pick<SseRouterOptions, "authorize"> & {
+    /** The token secret's bytes, when tokens are on. */
+    tokenKey: Uint8Array | undefined;
+  };
 
 /** Option defaults. */
 export const DEFAULTS = {
@@ -109,6 +127,10 @@ export function resolveOptions(options: SseRouterOptions = {}): ResolvedOptions 
   if (options.onError !== undefined && typeof options.onError !== "function") {
     throw new RuncastError("invalid_option", "onError must be a function");
   }
+  if (options.tokens !== undefined && (options.tokens === null || typeof options.tokens !== "object")) {
+    throw new RuncastError("invalid_option", "tokens must be an object: { secret }");
+  }
+  const tokenKey = options.tokens === undefined ? undefined : secretKey(options.tokens.secret, "tokens.secret");
   return {
     basePath,
     heartbeatMs: positiveInteger("heartbeatMs", options.heartbeatMs, DEFAULTS.heartbeatMs),
@@ -117,6 +139,7 @@ export function resolveOptions(options: SseRouterOptions = {}): ResolvedOptions 
     maxClients: positiveInteger("maxClients", options.maxClients, DEFAULTS.maxClients, true),
     sourceTimeoutMs: timerDelay("sourceTimeoutMs", options.sourceTimeoutMs, DEFAULTS.sourceTimeoutMs),
     authorize: options.authorize,
+    tokenKey,
     onError: options.onError ?? ((error, context) => console.error("runcast:", context, error)),
   };
 }

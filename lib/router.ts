@@ -6,11 +6,14 @@ import { envelopeFrame, type Frame } from "./frames";
 import { Hub } from "./hub";
 import { type ErrorContext, type ResolvedOptions, resolveOptions, type SseRouterOptions } from "./options";
 import { awaitTurn } from "./pipelining";
+import { RunTags } from "./run-tags";
 import { describeIssues, type Envelope, EnvelopeSchema, EVENT_TYPE_PATTERN, isValidRunId } from "./schema";
 import { compareEnvelopeIds, type LiveGap, type RunEventSource } from "./source";
 import { type LogReader, type StartContext, type StartRequest, type StreamStart, startGlobal, startRun } from "./start";
-import { type Settled, settleWithin } from "./timeout";
+import { MAX_TIMER_MS, type Settled, settleWithin } from "./timeout";
+import { type TokenProblem, tokenOf, type VerifiedToken, verifyStreamToken } from "./tokens";
 import { nextTurn } from "./turns";
+import { checkScope, parseFilter, type StreamScope, View } from "./view";
 
 /** Counters of a router, since it was created. */
 export interface SseRouterStats {
@@ -26,6 +29,11 @@ export interface SseRouterStats {
   invalidEnvelopes: number;
   /** Runs with at least one watcher (each has its own channel). */
   channels: number;
+  /**
+   * Distinct views (scope ∩ filters) of global clients, besides the unfiltered one: clients
+   * with the same view share one channel and one chunk per tick.
+   */
+  views: number;
 }
 
 /** What `sseRouter` returns: an Express router serving both streams, plus control of them. */
@@ -38,7 +46,11 @@ export interface SseRouter extends Router {
   clientCount(runId?: string): number;
   /** Pushes an envelope as if the source had announced it (its run's watchers and the global stream). Throws `invalid_envelope`. */
   broadcast(envelope: Envelope): void;
-  /** Pushes an envelope to every connected client of both streams. Throws `invalid_envelope`. */
+  /**
+   * Pushes an envelope to every connected client of both streams, whatever its scope or
+   * filters: the one way to reach clients outside a run's scope (announcements). Throws
+   * `invalid_envelope`.
+   */
   broadcastAll(envelope: Envelope): void;
   /** Counters since the router was created. */
   stats(): SseRouterStats;
@@ -129,6 +141,14 @@ function runIdOf(envelope: unknown): string | undefined {
   }
 }
 
+const TOKEN_MESSAGES: Record<TokenProblem, string> = {
+  invalid_token: "a valid stream token is required (?token= or Authorization: Bearer)",
+  token_expired: "the stream token has expired: fetch a new one",
+};
+
+/** What a request may see, once its token and `authorize` answered: a refusal, or its scopes. */
+type Access = { refused: true } | { refused: false; scopes: StreamScope[]; expiresAt: number | undefined };
+
 /** Everything one `sseRouter` owns. */
 class Streams {
   readonly options: ResolvedOptions;
@@ -136,6 +156,10 @@ class Streams {
   readonly ctx: StartContext;
   /** Frames of envelopes by id, shared by live fan-out and every replay of the same entries. */
   readonly frames = new FrameCache();
+  /** Runs' tags, learnt from their states (events carry none), for placing frames in views. */
+  readonly tags: RunTags;
+  /** Live frames held, in order, behind one whose run's tags are being looked up. */
+  #held: Frame[] = [];
   invalidEnvelopes = 0;
   closed = false;
   readonly #unsubscribe: () => void;
@@ -154,7 +178,13 @@ class Streams {
       headers: STREAM_HEADERS,
       onFault: (error, client) => this.report(error, { phase: "delivery", runId: client.runId ?? undefined }),
     });
-    this.ctx = { source, frames: this.frames, reject: (error, context) => this.reject(error, context) };
+    this.tags = new RunTags(source, (error, context) => this.report(error, context));
+    this.ctx = {
+      source,
+      frames: this.frames,
+      reject: (error, context) => this.reject(error, context),
+      tags: this.tags,
+    };
     this.#unsubscribe = source.subscribe(
       (envelope) => this.accept(envelope),
       (gap) => this.gap(gap),
@@ -201,7 +231,41 @@ class Streams {
       this.reject(error, { phase: "envelope", runId: runIdOf(envelope), envelope });
       return;
     }
-    this.hub.publish(frame);
+    this.deliver(frame);
+  }
+
+  /**
+   * Fans a frame out. Global views are by tag, and events do not carry their run's tags: a
+   * frame of a run whose tags are not known yet waits for them to be looked up, and every
+   * frame after it waits behind it, so no client sees frames out of order.
+   */
+  deliver(frame: Frame): void {
+    // Views by tag exist only while such clients do: a frame published before one joined
+    // reaches it through its snapshot or replay, which place frames themselves.
+    if (this.#held.length === 0 && (!this.hub.needsTags || this.tags.get(frame.runId) !== undefined)) {
+      this.hub.publish(frame, this.tags.get(frame.runId));
+      return;
+    }
+    this.#held.push(frame);
+    if (this.#held.length === 1) void this.#release();
+  }
+
+  async #release(): Promise<void> {
+    while (this.#held.length > 0 && !this.closed) {
+      const head = this.#held[0] as Frame;
+      // A lookup that fails or finds no run leaves the tags unknown: the run is in no view by tag.
+      if (this.hub.needsTags && this.tags.get(head.runId) === undefined) await this.tags.resolve([head.runId]);
+      this.hub.publish(head, this.tags.get(head.runId));
+      this.#held.shift();
+      while (
+        this.#held.length > 0 &&
+        (!this.hub.needsTags || this.tags.get((this.#held[0] as Frame).runId) !== undefined)
+      ) {
+        const next = this.#held.shift() as Frame;
+        this.hub.publish(next, this.tags.get(next.runId));
+      }
+    }
+    if (this.closed) this.#held = [];
   }
 
   /**
@@ -215,6 +279,8 @@ class Streams {
       const frame = envelopeFrame(parsed.data);
       // Kept for the replays that will want it.
       this.frames.set(frame);
+      // A state tells its run's tags (fixed for the run's life) for placing its events.
+      if (parsed.data.type !== "event") this.tags.learn(parsed.data.data);
       return frame;
     } catch (error) {
       if (error instanceof RuncastError) throw error;
@@ -224,7 +290,7 @@ class Streams {
     }
   }
 
-  /** Serves one stream request: the checks (400, 403, 503, 404 in that order), then the stream. */
+  /** Serves one stream request: the checks (400, 401, 403, 503, 404 in that order), then the stream. */
   async serve(req: Request, res: Response, runId: string | null, search: string): Promise<void> {
     // A request pipelined behind another is answered in its turn; its connection may close first.
     if (!(await awaitTurn(req, res))) return;
@@ -248,23 +314,16 @@ class Streams {
       sendError(res, 400, "invalid_query", fromStart);
       return;
     }
-    if (this.options.authorize !== undefined) {
-      let allowed: Settled<boolean>;
-      try {
-        allowed = await settleWithin(this.options.authorize(req, runId), this.options.sourceTimeoutMs);
-      } catch (error) {
-        this.report(error, { phase: "authorize", runId: runId ?? undefined });
-        sendError(res, 500, "internal_error", "the stream could not be opened");
-        return;
-      }
-      if (allowed.timedOut) {
-        this.timedOut(res, "authorize", runId);
-        return;
-      }
-      if (allowed.value !== true) {
-        sendError(res, 403, "forbidden", "not allowed to watch this stream");
-        return;
-      }
+    const filter = parseFilter(query, runId);
+    if (typeof filter === "string") {
+      sendError(res, 400, "invalid_query", filter);
+      return;
+    }
+    const access = await this.access(req, res, runId, query);
+    if (access === null) return;
+    if (access.refused) {
+      sendError(res, 403, "forbidden", "not allowed to watch this stream");
+      return;
     }
     if (this.closed) {
       sendError(res, 503, "unavailable", "the stream server is shutting down");
@@ -276,13 +335,14 @@ class Streams {
     }
     if (res.destroyed) return;
 
-    const client = this.hub.open(res, runId, types);
+    const view = View.of(...access.scopes, filter);
+    const client = this.hub.open(res, runId, types, view);
     const request: StartRequest = { lastEventId: lastEventIdOf(req, query), fromStart };
     let started: Settled<StreamStart>;
     try {
       // Many connects arrive in one turn (a reconnect storm): each one's source reads wait their turn.
       await nextTurn();
-      const starting = runId === null ? startGlobal(this.ctx, request) : startRun(this.ctx, runId, request);
+      const starting = runId === null ? startGlobal(this.ctx, request, view) : startRun(this.ctx, runId, request);
       started = await settleWithin(starting, this.options.sourceTimeoutMs);
     } catch (error) {
       this.report(error, { phase: "source", runId: runId ?? undefined });
@@ -309,6 +369,7 @@ class Streams {
       return;
     }
     await this.hub.connect(client);
+    if (access.expiresAt !== undefined) this.expireAt(res, access.expiresAt, () => client.end());
     const { plan } = start;
     try {
       await client.start(plan.log === undefined ? plan : { ...plan, log: this.timedLog(plan.log) });
@@ -317,6 +378,97 @@ class Streams {
       this.report(error, { phase: "replay", runId: runId ?? undefined });
       res.destroy();
     }
+  }
+
+  /**
+   * The token's verdict (401 problems), then `authorize`'s (403), as the scopes the client
+   * sees through. A per-run stream outside them is refused here too, before the 503 and 404
+   * checks: under a tag scope a run that does not exist is refused like one out of scope.
+   * Answers `null` once it answered the request itself (401, 500, 503 on a timeout).
+   */
+  async access(req: Request, res: Response, runId: string | null, query: URLSearchParams): Promise<Access | null> {
+    const scopes: StreamScope[] = [];
+    let expiresAt: number | undefined;
+    const key = this.options.tokenKey;
+    if (key !== undefined) {
+      const token = tokenOf(req.headers.authorization, query);
+      const verified: VerifiedToken | TokenProblem =
+        token === undefined ? "invalid_token" : await verifyStreamToken(key, token);
+      if (typeof verified === "string") {
+        sendError(res, 401, verified, TOKEN_MESSAGES[verified], { "WWW-Authenticate": "Bearer" });
+        return null;
+      }
+      if (verified.scope !== undefined) scopes.push(verified.scope);
+      expiresAt = verified.expiresAt;
+    }
+    if (this.options.authorize !== undefined) {
+      let answer: Settled<unknown>;
+      try {
+        answer = await settleWithin(this.options.authorize(req, runId), this.options.sourceTimeoutMs);
+      } catch (error) {
+        this.report(error, { phase: "authorize", runId: runId ?? undefined });
+        sendError(res, 500, "internal_error", "the stream could not be opened");
+        return null;
+      }
+      if (answer.timedOut) {
+        this.timedOut(res, "authorize", runId);
+        return null;
+      }
+      const { value } = answer;
+      // Anything but `true` or an object refuses, as before scopes existed (fail closed).
+      if (value !== true && (value === null || typeof value !== "object")) return { refused: true };
+      if (value !== true) {
+        const scope = checkScope(value);
+        if (scope === undefined) {
+          this.report(
+            new RuncastError(
+              "invalid_option",
+              "authorize answered neither true, false nor a scope { tags?, runs? } of valid tags and run ids",
+            ),
+            { phase: "authorize", runId: runId ?? undefined },
+          );
+          sendError(res, 500, "internal_error", "the stream could not be opened");
+          return null;
+        }
+        scopes.push(scope);
+      }
+    }
+    if (runId !== null && scopes.length > 0) {
+      const view = View.of(...scopes);
+      if (!view.listsRun(runId) && this.tags.get(runId) === undefined) {
+        let state: Settled<unknown>;
+        try {
+          state = await settleWithin(this.source.getRun(runId), this.options.sourceTimeoutMs);
+        } catch (error) {
+          this.report(error, { phase: "source", runId });
+          sendError(res, 500, "internal_error", "the stream could not be opened");
+          return null;
+        }
+        if (state.timedOut) {
+          this.timedOut(res, "source", runId);
+          return null;
+        }
+        const found = state.value as { tags?: unknown } | undefined;
+        if (found !== undefined && found !== null) this.tags.learnUnchecked(runId, found.tags);
+      }
+      // No such run: out of scope like any other, so its existence is not told.
+      if (!view.listsRun(runId)) {
+        const tags = this.tags.get(runId);
+        if (tags === undefined || !view.includes(runId, tags)) return { refused: true };
+      }
+    }
+    return { refused: false, scopes, expiresAt };
+  }
+
+  /** Ends a stream when its token expires: the client reconnects with a fresh token and resumes. */
+  expireAt(res: Response, expiresAt: number, end: () => void): void {
+    const wait = expiresAt - Date.now();
+    const timer = setTimeout(
+      () => (wait > MAX_TIMER_MS ? this.expireAt(res, expiresAt, end) : end()),
+      Math.max(0, Math.min(wait, MAX_TIMER_MS)),
+    );
+    timer.unref();
+    res.once("close", () => clearTimeout(timer));
   }
 
   /**
@@ -424,13 +576,14 @@ export function sseRouter(source: RunEventSource, options?: SseRouterOptions): S
     runs,
     global,
     clientCount: (runId?: string) => streams.hub.clientCount(runId),
-    broadcast: (envelope: Envelope) => streams.hub.publish(streams.frame(envelope)),
+    broadcast: (envelope: Envelope) => streams.deliver(streams.frame(envelope)),
     broadcastAll: (envelope: Envelope) => streams.hub.publishAll(streams.frame(envelope)),
     stats: (): SseRouterStats => ({
       clients: streams.hub.clientCount(),
       ...streams.hub.counters,
       invalidEnvelopes: streams.invalidEnvelopes,
       channels: streams.hub.channelCount,
+      views: streams.hub.viewCount,
     }),
     close: () => streams.close(),
   }) as SseRouter;

@@ -16,6 +16,12 @@ export const EVENT_TYPE_PATTERN = /^(?=.{1,128}$)[a-z][a-z0-9_-]*(?:\.[a-z][a-z0
  */
 export const ENVELOPE_ID_PATTERN = /^[\x21-\x7e]{1,256}$/;
 
+/** Run tags: 1 to 128 characters of `[A-Za-z0-9._:-]`, such as `user:42` or `team:web`. */
+export const TAG_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** The most tags one run may carry. */
+export const MAX_RUN_TAGS = 32;
+
 /** Every status a run can have. */
 export const RUN_STATUSES = ["pending", "running", "completed", "failed", "cancelled"] as const;
 /** The statuses that end a run. */
@@ -36,6 +42,14 @@ export function isValidRunId(id: unknown): id is string {
   return typeof id === "string" && RUN_ID_PATTERN.test(id);
 }
 
+/** Whether `tag` is a valid run tag. */
+export function isValidTag(tag: unknown): tag is string {
+  return typeof tag === "string" && TAG_PATTERN.test(tag);
+}
+
+/** Schema of a run tag. */
+export const TagSchema = z.string().regex(TAG_PATTERN, "a tag is 1 to 128 characters of [A-Za-z0-9._:-]");
+
 /** Schema of a run id. */
 export const RunIdSchema = z.string().regex(RUN_ID_PATTERN, "a run id is 1 to 128 characters of [A-Za-z0-9._:-]");
 
@@ -53,7 +67,8 @@ export const EventTypeSchema = z
   .regex(EVENT_TYPE_PATTERN, "an event type is a dotted lowercase name such as unit.started");
 
 /**
- * A run's state: `{ id, status, completed_units, total_units?, ... }`.
+ * A run's state: `{ id, status, completed_units, total_units?, tags?, ... }`. `tags` (up to
+ * 32) are set when the run is created and never change; scoped clients see a run by them.
  * Fields beyond these pass through untouched.
  */
 export const RunStateSchema = z.looseObject({
@@ -61,6 +76,7 @@ export const RunStateSchema = z.looseObject({
   status: RunStatusSchema,
   completed_units: z.number().int().nonnegative(),
   total_units: z.number().int().nonnegative().optional(),
+  tags: z.array(TagSchema).max(MAX_RUN_TAGS, `a run carries at most ${MAX_RUN_TAGS} tags`).optional(),
 });
 
 /**

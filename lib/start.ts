@@ -1,6 +1,7 @@
 import type { FrameCache } from "./frame-cache";
 import { envelopeFrame, type Frame, resyncFrame, snapshotFrame } from "./frames";
 import type { ErrorContext } from "./options";
+import type { RunTags } from "./run-tags";
 import {
   describeIssues,
   ENVELOPE_ID_PATTERN,
@@ -11,6 +12,7 @@ import {
   WireRunStateSchema,
 } from "./schema";
 import type { LogGap, LogPage, ResyncReason, RunEventSource, RunSnapshot } from "./source";
+import type { View } from "./view";
 
 /** Envelopes asked of a log per read, and snapshot states rendered per piece: small enough that one page never holds the event loop for long. */
 export const LOG_PAGE_SIZE = 128;
@@ -73,6 +75,8 @@ export interface StartContext {
   frames: FrameCache;
   /** Reports a value the source gave that fails validation (it is skipped, and counted). */
   reject: (error: unknown, context: ErrorContext) => void;
+  /** Runs' tags, for placing global frames in a client's view. */
+  tags: RunTags;
 }
 
 const MISSING: StreamStart = { kind: "missing" };
@@ -127,7 +131,13 @@ function pageFrames(
   let last: string | undefined;
   for (const candidate of envelopes) {
     const frame = entryFrame(ctx, candidate, runId);
-    if (frame !== undefined) frames.push(frame);
+    if (frame !== undefined) {
+      frames.push(frame);
+      // A state or complete of the global history tells its run's tags, saving a lookup.
+      if (runId === undefined && frame.type !== "event") {
+        ctx.tags.learnUnchecked(frame.runId, (candidate as { data: { tags?: unknown } }).data.tags);
+      }
+    }
     const id = (candidate as { id?: unknown } | null)?.id;
     if (typeof id === "string" && ENVELOPE_ID_PATTERN.test(id)) last = id;
   }
@@ -157,20 +167,41 @@ async function readPage(
   return { gap: "unknown_id" };
 }
 
-function logReader(ctx: StartContext, runId: string | undefined): LogReader {
+/**
+ * The frames of a global history page that a client's view holds: nothing of another run
+ * reaches it. Runs whose tags are not known yet are looked up first (only when the view
+ * goes by tags).
+ */
+async function inView(ctx: StartContext, view: View, read: LogRead): Promise<LogRead> {
+  if (view.all || read.frames.length === 0) return read;
+  if (view.needsTags) await ctx.tags.resolve(new Set(read.frames.map((frame) => frame.runId)));
+  return { ...read, frames: read.frames.filter((frame) => view.includes(frame.runId, ctx.tags.get(frame.runId))) };
+}
+
+function logReader(ctx: StartContext, runId: string | undefined, view: View | undefined): LogReader {
   return async (after) => {
     const page = await readPage(ctx, runId, after, LOG_PAGE_SIZE);
     if (page === undefined) return "gone";
     if (isGap(page)) return "gap";
-    return pageFrames(ctx, page.envelopes, runId, LOG_PAGE_SIZE);
+    const read = pageFrames(ctx, page.envelopes, runId, LOG_PAGE_SIZE);
+    return view === undefined ? read : inView(ctx, view, read);
   };
 }
 
-/** A stream served from a log: its first page, then page after page from where it ends. */
-function fromLog(ctx: StartContext, runId: string | undefined, first: LogRead, after: string | undefined): StreamStart {
+/**
+ * A stream served from a log: its first page, then page after page from where it ends (of
+ * the global history: only the frames of runs in the client's `view`).
+ */
+function fromLog(
+  ctx: StartContext,
+  runId: string | undefined,
+  first: LogRead,
+  after: string | undefined,
+  view?: View,
+): StreamStart {
   return stream({
     head: first.frames,
-    log: logReader(ctx, runId),
+    log: logReader(ctx, runId, view),
     more: first.full,
     cursor: first.last ?? after,
     outcome: "replayed",
@@ -322,10 +353,19 @@ function* snapshotPieces(
   }
 }
 
-async function globalSnapshot(ctx: StartContext, resync: ResyncReason | undefined): Promise<StreamStart> {
+/** Whether a state (not validated yet: that happens as it is rendered) is of a run the view holds. */
+function stateInView(view: View, state: unknown): boolean {
+  if (typeof state !== "object" || state === null) return false;
+  const { id, tags } = state as { id?: unknown; tags?: unknown };
+  if (typeof id !== "string") return false;
+  return view.includes(id, Array.isArray(tags) && tags.every((tag) => typeof tag === "string") ? tags : undefined);
+}
+
+async function globalSnapshot(ctx: StartContext, view: View, resync: ResyncReason | undefined): Promise<StreamStart> {
   const snapshot = (await readSnapshot(ctx.source)) ?? { states: [] };
   const cursor = validCursor(ctx, snapshot.cursor, undefined);
-  const states: readonly unknown[] = Array.isArray(snapshot.states) ? snapshot.states : [];
+  let states: readonly unknown[] = Array.isArray(snapshot.states) ? snapshot.states : [];
+  if (!view.all) states = states.filter((state) => stateInView(view, state));
   return stream({
     head: resync === undefined ? [] : [resyncFrame(resync, null)],
     pieces: snapshotPieces(ctx, states, cursor),
@@ -338,22 +378,24 @@ async function globalSnapshot(ctx: StartContext, resync: ResyncReason | undefine
 /**
  * How a global stream starts: with `Last-Event-ID`, every run's frames missed since (from the
  * global history), else one snapshot `state` per active run (the last one carrying the
- * cursor), preceded by `resync` for a failed resume.
+ * cursor), preceded by `resync` for a failed resume. Only runs in the client's `view`: the
+ * snapshot, the replayed frames and the resync (which names no run) alike.
  */
-export async function startGlobal(ctx: StartContext, request: StartRequest): Promise<StreamStart> {
+export async function startGlobal(ctx: StartContext, request: StartRequest, view: View): Promise<StreamStart> {
   const { source } = ctx;
   const after = request.lastEventId;
-  if (after === undefined) return globalSnapshot(ctx, undefined);
-  if (!ENVELOPE_ID_PATTERN.test(after)) return globalSnapshot(ctx, "unknown_id");
+  if (after === undefined) return globalSnapshot(ctx, view, undefined);
+  if (!ENVELOPE_ID_PATTERN.test(after)) return globalSnapshot(ctx, view, "unknown_id");
   if (source.readLog !== undefined) {
     const page = await readPage(ctx, undefined, after, FIRST_PAGE_SIZE);
-    if (page === undefined) return globalSnapshot(ctx, "unknown_id");
-    if (isGap(page)) return globalSnapshot(ctx, page.gap);
-    return fromLog(ctx, undefined, pageFrames(ctx, page.envelopes, undefined, FIRST_PAGE_SIZE), after);
+    if (page === undefined) return globalSnapshot(ctx, view, "unknown_id");
+    if (isGap(page)) return globalSnapshot(ctx, view, page.gap);
+    const read = await inView(ctx, view, pageFrames(ctx, page.envelopes, undefined, FIRST_PAGE_SIZE));
+    return fromLog(ctx, undefined, read, after, view);
   }
-  if (source.replay === undefined) return globalSnapshot(ctx, "unknown_id");
+  if (source.replay === undefined) return globalSnapshot(ctx, view, "unknown_id");
   const replayed = await collect(source.replay(after));
-  if (replayed === null) return globalSnapshot(ctx, "trimmed");
-  const read = pageFrames(ctx, replayed, undefined, Number.POSITIVE_INFINITY);
+  if (replayed === null) return globalSnapshot(ctx, view, "trimmed");
+  const read = await inView(ctx, view, pageFrames(ctx, replayed, undefined, Number.POSITIVE_INFINITY));
   return stream({ head: read.frames, more: false, cursor: read.last ?? after, outcome: "replayed" });
 }

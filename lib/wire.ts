@@ -5,6 +5,7 @@ import type { ResponseConnection } from "./connection";
 import { type Frame, type FrameBatch, HEARTBEAT, HEARTBEAT_CHUNK, httpChunk } from "./frames";
 import type { StreamPlan } from "./start";
 import { nextTurn } from "./turns";
+import type { View } from "./view";
 
 /** The most bytes a starting stream writes before it waits for its socket to drain. */
 const START_PIECE_BYTES = 64 * 1024;
@@ -80,6 +81,8 @@ function releaseRouterChain(res: ServerResponse): void {
 export class Client {
   readonly runId: string | null;
   readonly types: ReadonlySet<string> | null;
+  /** The runs a global client sees (its channel's view). */
+  readonly view: View;
   readonly res: ServerResponse;
   /** better-sse session, set once the response head went out. */
   session: Session<ClientSessionState> | undefined;
@@ -103,11 +106,19 @@ export class Client {
   /**
    * @param runId - The run watched, or `null` for the global stream.
    * @param types - Event types kept by `?types=`, or `null` for all.
+   * @param view - The runs a global client sees (its frames arrive filtered by its channel).
    */
-  constructor(res: ServerResponse, runId: string | null, types: ReadonlySet<string> | null, settings: ClientSettings) {
+  constructor(
+    res: ServerResponse,
+    runId: string | null,
+    types: ReadonlySet<string> | null,
+    settings: ClientSettings,
+    view: View,
+  ) {
     this.res = res;
     this.runId = runId;
     this.types = types;
+    this.view = view;
     this.#options = settings;
   }
 

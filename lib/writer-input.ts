@@ -21,6 +21,8 @@ import {
 /** What `createRun` takes: an id, and any initial fields. */
 export type RunInit = {
   id: string;
+  /** Up to 32 tags, fixed for the run's life (see `RunStateSchema`). */
+  tags?: string[];
   status?: "pending" | "running";
   completed_units?: number;
   total_units?: number;
@@ -96,6 +98,33 @@ export function patchProblem(runId: string, patch: RunPatch): RuncastError | und
     );
   }
   return undefined;
+}
+
+/** Whether a patch has a `tags` field at all. */
+export function touchesTags(patch: unknown): patch is { tags: unknown } {
+  return patch !== null && typeof patch === "object" && "tags" in patch;
+}
+
+/** Whether two tag lists are the same list. */
+function sameTags(a: readonly string[] | undefined, b: unknown): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return Array.isArray(b) && b.length === a.length && a.every((tag, i) => b[i] === tag);
+}
+
+/**
+ * `tags_fixed` when `updateRun`/`completeRun` would change a run's tags: they are set by
+ * `createRun` and stay for the run's life, so that what a scoped client may see never changes
+ * under it. A patch that repeats the current tags (a whole state spread back in) is fine.
+ * `current` is the run's stored tags (a source that must read them first can skip that
+ * unless {@link touchesTags}).
+ */
+export function tagsProblem(
+  runId: string,
+  patch: RunPatch | RunCompletion,
+  current: readonly string[] | undefined,
+): RuncastError | undefined {
+  if (!touchesTags(patch) || sameTags(current, patch.tags)) return undefined;
+  return new RuncastError("tags_fixed", `the tags of run ${runId} are fixed at createRun and cannot change`);
 }
 
 /** What `completeRun` refuses before merging: a status that is not terminal. */

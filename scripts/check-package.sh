@@ -70,11 +70,21 @@ const server = app.listen(0, "127.0.0.1", () => {
 });
 JS
 cat > smoke.mjs <<'JS'
-import { EnvelopeSchema, MemoryRunSource, sseRouter } from "runcast";
+import { createStreamToken, EnvelopeSchema, MemoryRunSource, sseRouter } from "runcast";
 if (typeof sseRouter !== "function" || typeof MemoryRunSource !== "function" || !EnvelopeSchema.safeParse) {
   throw new Error("the ESM build lacks its exports");
 }
-console.log("import: exports present");
+const token = await createStreamToken("s".repeat(32), { tags: ["team:web"], expiresIn: "5m" });
+if (token.split(".").length !== 3) throw new Error("createStreamToken (ESM) made no JWT");
+console.log("import: exports present, a stream token minted (jose from ESM)");
+JS
+cat > token.cjs <<'JS'
+// jose is ESM-only: the CommonJS build carries it, so this works on every Node >= 20.
+const { createStreamToken } = require("runcast");
+createStreamToken("s".repeat(32), { runs: ["run_1"], expiresIn: 60 }).then((token) => {
+  if (token.split(".").length !== 3) throw new Error("createStreamToken (CJS) made no JWT");
+  console.log("require: a stream token minted (jose bundled into the CJS build)");
+});
 JS
 cat > entries.cjs <<'JS'
 // The subpath entries, from CommonJS and ESM: runcast/redis (with ioredis), runcast/client, the JSON Schemas.
@@ -161,6 +171,9 @@ echo "types: every entry compiles under module commonjs, moduleResolution node10
 
 node smoke.cjs
 node smoke.mjs
+node token.cjs
+# As on Node 20.0-20.18, where require() cannot load an ES module such as jose.
+node --no-experimental-require-module token.cjs
 node entries.cjs
 node browser.mjs
 echo "package checks passed"

@@ -22,6 +22,8 @@ import {
   type RunInit,
   type RunPatch,
   runIdProblem,
+  tagsProblem,
+  touchesTags,
 } from "../writer-input";
 import { AnswerWatch, type ConnectionRole } from "./answer-watch";
 import { type RedisKeys, redisKeys } from "./keys";
@@ -347,7 +349,10 @@ export class RedisRunSource implements RunEventSource {
     this.#assertOpen();
     if (!isValidRunId(runId)) throw notFound(runId);
     const fields: Record<string, unknown> = { ...patch };
-    const problem = patchProblem(runId, patch) ?? checkMerge(runId, fields, "pending", false);
+    const problem =
+      patchProblem(runId, patch) ??
+      (await this.#tagsProblem(runId, patch)) ??
+      checkMerge(runId, fields, "pending", false);
     if (problem !== undefined) return this.#failUnlessActive(runId, problem);
     const { data } = await this.#write("updateRun", runId, [], fieldArgs(fields, true));
     return this.#parseJson(data) as RunState;
@@ -358,7 +363,10 @@ export class RedisRunSource implements RunEventSource {
     this.#assertOpen();
     if (!isValidRunId(runId)) throw notFound(runId);
     const fields: Record<string, unknown> = { ...final };
-    const problem = completionProblem(final) ?? checkMerge(runId, fields, final.status, true);
+    const problem =
+      completionProblem(final) ??
+      (await this.#tagsProblem(runId, final)) ??
+      checkMerge(runId, fields, final.status, true);
     if (problem !== undefined) return this.#failUnlessActive(runId, problem);
     const { id, data } = await this.#write(
       "completeRun",
@@ -657,6 +665,12 @@ export class RedisRunSource implements RunEventSource {
   }
 
   /** A write that failed validation: reports the run being unknown or finished first, as MemoryRunSource does. */
+  /** `tags_fixed` when a patch would change the run's tags (fixed for its life, so read without a race). */
+  async #tagsProblem(runId: string, patch: RunPatch | RunCompletion): Promise<RuncastError | undefined> {
+    if (!touchesTags(patch)) return undefined;
+    return tagsProblem(runId, patch, (await this.getRun(runId))?.tags);
+  }
+
   async #failUnlessActive(runId: string, problem: RuncastError): Promise<never> {
     const condition = await this.#condition(runId);
     if (condition.kind === "missing") throw notFound(runId);
