@@ -10,7 +10,6 @@
  * @packageDocumentation
  */
 
-import { en as english } from "zod/locales";
 import * as z from "zod/mini";
 import type { RunEvent, RunState, RunStatus, TerminalStatus } from "../schema";
 
@@ -27,6 +26,8 @@ export function isTerminalStatus(status: string): status is TerminalStatus {
 
 const runId = z.string().check(z.regex(RUN_ID_PATTERN, "a run id is 1 to 128 characters of [A-Za-z0-9._:-]"));
 const units = z.int().check(z.nonnegative());
+/** Run tags (as `TAG_PATTERN` and `MAX_RUN_TAGS` in runcast). */
+const tag = z.string().check(z.regex(RUN_ID_PATTERN, "a tag is 1 to 128 characters of [A-Za-z0-9._:-]"));
 
 /** A run's state, as `state` and `complete` frames carry it; extra fields pass through. */
 export const RunStateSchema = z.looseObject({
@@ -34,6 +35,7 @@ export const RunStateSchema = z.looseObject({
   status: z.enum(RUN_STATUSES),
   completed_units: units,
   total_units: z.optional(units),
+  tags: z.optional(z.array(tag).check(z.maxLength(32, "a run carries at most 32 tags"))),
 });
 
 /** A run event, as `event` frames carry it; extra fields pass through. */
@@ -44,11 +46,68 @@ export const RunEventSchema = z.looseObject({
   ts: z.iso.datetime({ offset: true }),
 });
 
+/** What a size check counts, by the kind of value it checks. */
+const UNITS: Record<string, string> = { string: "characters", array: "items" };
+
+/** A type name as zod's English messages spell it. */
+function typeName(type: string, input?: unknown): string {
+  if (type === "number" && typeof input === "number" && !Number.isFinite(input)) return String(input);
+  return type === "nan" ? "NaN" : type;
+}
+
+/** The kind of a value as zod names it in messages (`nan`, `null`, `array`, a class name, or its `typeof`). */
+function kindOf(data: unknown): string {
+  if (typeof data === "number") return Number.isNaN(data) ? "nan" : "number";
+  if (typeof data !== "object") return typeof data;
+  if (data === null) return "null";
+  if (Array.isArray(data)) return "array";
+  const named =
+    Object.getPrototypeOf(data) !== Object.prototype && "constructor" in data ? data.constructor : undefined;
+  return typeof named === "function" && named.name !== "" ? named.name : "object";
+}
+
+/** A value as zod quotes it in messages. */
+function quoted(value: unknown): string {
+  return typeof value === "string" ? `"${value}"` : typeof value === "bigint" ? `${value}n` : String(value);
+}
+
 /**
- * English messages for this client's parses only: `zod/mini` ships without them, and setting
- * them globally (`z.config`) would change the messages of a page's own schemas.
+ * zod's English messages for the issues these schemas can raise, word for word (the property
+ * test holds them to the server's), and nothing more: `zod/mini` ships without messages, and
+ * zod's whole English locale, most of it for checks this client never makes, would take it
+ * past its size budget. Passed to each parse rather than set globally (`z.config`), which would
+ * change the messages of a page's own schemas.
  */
-const messages = { error: english().localeError };
+function englishError(issue: z.core.$ZodRawIssue): string {
+  const i = issue as z.core.$ZodRawIssue & Record<string, unknown>;
+  switch (issue.code) {
+    case "invalid_type":
+      return `Invalid input: expected ${typeName(String(i.expected))}, received ${typeName(kindOf(i.input), i.input)}`;
+    case "invalid_value": {
+      const values = i.values as unknown[];
+      return values.length === 1
+        ? `Invalid input: expected ${quoted(values[0])}`
+        : `Invalid option: expected one of ${values.map(quoted).join("|")}`;
+    }
+    case "too_big":
+    case "too_small": {
+      const big = issue.code === "too_big";
+      const adj = i.exact ? "exactly " : `${big ? "<" : ">"}${i.inclusive ? "=" : ""}`;
+      const origin = String(i.origin ?? "value");
+      const unit = UNITS[origin];
+      const bound = String(big ? i.maximum : i.minimum);
+      return `Too ${big ? "big" : "small"}: expected ${origin} to ${unit ? `have ${adj}${bound} ${unit}` : `be ${adj}${bound}`}`;
+    }
+    case "invalid_format":
+      return i.format === "regex"
+        ? `Invalid string: must match pattern ${String(i.pattern)}`
+        : `Invalid ${i.format === "datetime" ? "ISO datetime" : String(i.format)}`;
+    default:
+      return "Invalid input";
+  }
+}
+
+const messages = { error: englishError };
 
 /** The outcome of validating one frame's data: the value, or a one-line reason. */
 export type Checked<T> = { ok: true; value: T } | { ok: false; why: string };
