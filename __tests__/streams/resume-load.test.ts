@@ -143,9 +143,10 @@ describe("the global stream with very many active runs", () => {
       for (const result of results) expect(result.frames).toBe(100_000);
       expect(probe.frames[1]?.id).toBe(live);
       probe.close();
-      // Unpieced, one connect held the loop for the whole snapshot (~160 ms, ~340 ms for ten at
-      // once); what remains is the source's own read of 100,000 states, one call per connect.
-      expect(meter.maxBlockMs).toBeLessThan(50);
+      // Unpieced, ten connects held the loop for 300 to 800 ms here. What remains is the source's
+      // own read of 100,000 states (one call per connect) and the garbage collector: a full
+      // collection of a heap holding 100,000 runs takes up to ~90 ms on a loaded machine.
+      expect(meter.maxBlockMs).toBeLessThan(120);
     } finally {
       child.kill();
       await exited(child);
