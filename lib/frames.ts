@@ -1,8 +1,11 @@
 import type { Envelope, EnvelopeType, RunState } from "./schema";
 import type { ResyncReason } from "./source";
 
-/** What a frame's `event:` line names: an envelope type, or `resync` (sent before a resume's fresh snapshot). */
-export type FrameType = EnvelopeType | "resync";
+/**
+ * What a frame's `event:` line names: an envelope type, `resync` (sent before a resume's fresh
+ * snapshot), or `heartbeat` (for clients that ask for heartbeats as frames).
+ */
+export type FrameType = EnvelopeType | "resync" | "heartbeat";
 
 /**
  * One envelope rendered as SSE bytes, once, plus what the fan-out needs to route and filter
@@ -79,6 +82,15 @@ export function retryField(ms: number): string {
  * becomes part of the next frame's block, which spec parsers skip.
  */
 export const HEARTBEAT = ":\n";
+
+/**
+ * The heartbeat of a stream requested with `?heartbeat=event`: an id-less `heartbeat` frame
+ * whose data gives the interval, so a page's `EventSource` (which never shows comments) can
+ * tell a live but quiet stream from a dead connection, and learn how long silence may last.
+ */
+export function heartbeatEvent(intervalMs: number): string {
+  return render("heartbeat", undefined, { intervalMs });
+}
 
 /**
  * `text` framed as one HTTP/1.1 chunk (`<hex byte length>\r\n<text>\r\n`), ready to be

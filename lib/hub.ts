@@ -1,7 +1,10 @@
 import type { ServerResponse } from "node:http";
 import { Channel, Session } from "better-sse";
 import { ResponseConnection } from "./connection";
-import { type Frame, type FrameBatch, httpChunk, joinFrames, retryField } from "./frames";
+import { Drain } from "./drain";
+import { type Frame, type FrameBatch, heartbeatEvent, httpChunk, joinFrames, retryField } from "./frames";
+import { jitteredRetryMs, streamLifetimeMs } from "./jitter";
+import type { EndReason } from "./stats";
 import { View } from "./view";
 import { Client, type ClientSessionState, type ClientSettings } from "./wire";
 
@@ -9,7 +12,6 @@ import { Client, type ClientSessionState, type ClientSettings } from "./wire";
 export interface HubCounters {
   framesSent: number;
   bytesSent: number;
-  slowClientsCutOff: number;
 }
 
 /** Settings of a {@link Hub}. */
@@ -17,7 +19,11 @@ export interface HubOptions {
   heartbeatMs: number;
   retryMs: number;
   maxBufferedBytes: number;
+  /** Each stream ends after a jittered share of this many ms; `undefined`: streams last. */
+  maxStreamMs: number | undefined;
   compareIds: (a: string, b: string) => number;
+  /** Told of every stream the server ends, with why. */
+  onEnded: (reason: EndReason) => void;
   /** Response headers of every stream. */
   headers: Record<string, string>;
   /**
@@ -49,7 +55,7 @@ interface HubChannel {
  * timer serves every client. A run's or view's channel exists while someone watches it.
  */
 export class Hub {
-  readonly counters: HubCounters = { framesSent: 0, bytesSent: 0, slowClientsCutOff: 0 };
+  readonly counters: HubCounters = { framesSent: 0, bytesSent: 0 };
   readonly #options: HubOptions;
   readonly #runs = new Map<string, HubChannel>();
   /** Global channels by view key; `""` (every run) always exists. */
@@ -60,10 +66,10 @@ export class Hub {
   #clients = 0;
   /** Global channels whose view goes by tags. */
   #tagViews = 0;
+  /** Set while `close({ drainMs })` ends the streams one by one. */
+  #drain: Drain<Client> | undefined;
   readonly #hooks = {
-    onCutOff: (): void => {
-      this.counters.slowClientsCutOff++;
-    },
+    onEnded: (reason: EndReason): void => this.#options.onEnded(reason),
     onFault: (client: Client, error: unknown): void => {
       this.#options.onFault(error, client);
     },
@@ -80,17 +86,18 @@ export class Hub {
   };
 
   readonly #clientSettings: ClientSettings;
-  /** The `retry:` line every stream opens with. */
-  readonly #retry: string;
 
   constructor(options: HubOptions) {
     this.#options = options;
-    this.#retry = retryField(options.retryMs);
     this.#clientSettings = {
       maxBufferedBytes: options.maxBufferedBytes,
       // A starting stream that cannot drain for a heartbeat period is not reading.
       stallMs: options.heartbeatMs,
       compareIds: options.compareIds,
+      heartbeatEvent: (() => {
+        const text = heartbeatEvent(options.heartbeatMs);
+        return { text, chunk: httpChunk(text, Buffer.byteLength(text)) };
+      })(),
       hooks: this.#hooks,
     };
     this.#heartbeat = setInterval(() => this.#beat(), options.heartbeatMs);
@@ -122,6 +129,13 @@ export class Hub {
     return this.#views.size - 1;
   }
 
+  /** Clients of the global stream, every view (the rest watch one run each). */
+  get globalClientCount(): number {
+    let count = 0;
+    for (const view of this.#views.values()) count += view.sse.sessionCount + view.connecting.size;
+    return count;
+  }
+
   /** Number of run channels alive (runs someone watches). */
   get channelCount(): number {
     return this.#runs.size;
@@ -131,7 +145,13 @@ export class Hub {
    * Accepts a client: from now on its channel's frames are queued for it, so nothing is lost
    * while its snapshot or replay is read. The client leaves the hub when its response closes.
    */
-  open(res: ServerResponse, runId: string | null, types: ReadonlySet<string> | null, view: View = View.ALL): Client {
+  open(
+    res: ServerResponse,
+    runId: string | null,
+    types: ReadonlySet<string> | null,
+    view: View = View.ALL,
+    heartbeatEvents = false,
+  ): Client {
     let channel = runId === null ? this.#views.get(view.key) : this.#runs.get(runId);
     if (channel === undefined) {
       channel = Hub.#channel(runId, runId === null ? view : View.ALL);
@@ -142,7 +162,7 @@ export class Hub {
       }
     }
     // The channel's view, not the request's: clients of one view share one object.
-    const client = new Client(res, runId, types, this.#clientSettings, channel.view);
+    const client = new Client(res, runId, types, this.#clientSettings, channel.view, heartbeatEvents);
     const joined = channel;
     joined.connecting.add(client);
     this.#clients++;
@@ -154,10 +174,15 @@ export class Hub {
   /**
    * Starts the client's SSE response (status, headers, the `retry:` line) as a better-sse session.
    * Resolves once the head is written; the session joins its channel when the client goes live.
+   * Each connection gets its own `retry:` (see `jitteredRetryMs`) and, under `maxStreamMs`,
+   * its own deadline, so clients that came together do not come back together.
    */
   connect(client: Client): Promise<void> {
+    if (this.#options.maxStreamMs !== undefined) client.expireAfter(streamLifetimeMs(this.#options.maxStreamMs));
     return new Promise((resolve) => {
-      const connection = new ResponseConnection(client.res, this.#options.headers, client, this.#retry);
+      // Each connection its own delay, so clients ended together do not come back together.
+      const retry = retryField(jitteredRetryMs(this.#options.retryMs));
+      const connection = new ResponseConnection(client.res, this.#options.headers, client, retry);
       const session = new Session<ClientSessionState>(connection, {
         // Not better-sse's `retry`: it writes the field as a block of its own (see `retryField`).
         retry: null,
@@ -201,7 +226,7 @@ export class Hub {
       if (channel === undefined) continue;
       const clients = [...channel.connecting, ...[...channel.sse.activeSessions].map((s) => s.state.client)];
       for (const client of clients) {
-        if (client.res.headersSent) client.end();
+        if (client.res.headersSent) client.end("gap");
         else {
           client.markClosed();
           client.res.destroy();
@@ -212,28 +237,56 @@ export class Hub {
 
   /**
    * Ends every stream and stops the timers; resolves once every started response is closed.
-   * Never rejects: a stream that fails to end (middleware wrapping `res.end` may throw) is
-   * destroyed and its error handed to `onError`, and every other stream still ends.
+   * With `drainMs`, the streams end one by one, spread over that many ms (see `Drain`), while
+   * the others keep streaming (see `hurry`). Called once. Never rejects: a stream that fails to
+   * end (middleware wrapping `res.end` may throw) is destroyed and its error handed to
+   * `onError`, and every other stream still ends.
    */
-  async close(onError: (error: unknown, client: Client) => void): Promise<void> {
+  async close(drainMs: number, onError: (error: unknown, client: Client) => void): Promise<void> {
+    const clients: Client[] = [];
+    for (const channel of [...this.#views.values(), ...this.#runs.values()]) {
+      for (const client of channel.connecting) clients.push(client);
+      for (const session of channel.sse.activeSessions) clients.push(session.state.client);
+    }
+    const end = (client: Client, ending: (client: Client) => Promise<void>): Promise<void> => {
+      try {
+        return ending(client).catch((error: unknown) => onError(error, client));
+      } catch (error) {
+        onError(error, client);
+        client.res.destroy();
+        return Promise.resolve();
+      }
+    };
+    if (drainMs > 0 && clients.length > 0) {
+      this.#drain = new Drain(clients, drainMs, (client) => end(client, Hub.#drainOne));
+      await this.#drain.done;
+    } else {
+      await Promise.all(clients.map((client) => end(client, (c) => c.shutdown("drain"))));
+    }
     if (this.#heartbeat !== undefined) clearInterval(this.#heartbeat);
     this.#heartbeat = undefined;
     if (this.#flushing !== undefined) clearImmediate(this.#flushing);
     this.#flushing = undefined;
-    const closing: Promise<void>[] = [];
-    const end = (client: Client): void => {
-      try {
-        closing.push(client.shutdown().catch((error: unknown) => onError(error, client)));
-      } catch (error) {
-        onError(error, client);
-        client.res.destroy();
-      }
-    };
-    for (const channel of [...this.#views.values(), ...this.#runs.values()]) {
-      for (const client of channel.connecting) end(client);
-      for (const session of channel.sse.activeSessions) end(session.state.client);
-    }
-    await Promise.all(closing);
+  }
+
+  /** Ends at once every stream a drain has not ended yet. */
+  hurry(): void {
+    this.#drain?.hurry();
+  }
+
+  /**
+   * Ends one stream of a drain: gracefully, so the client resumes from its last id. One whose
+   * response has not started is dropped rather than answered 503, which would stop a browser's
+   * reconnects: a dropped connection is retried.
+   */
+  static #drainOne(client: Client): Promise<void> {
+    // Gone since the drain began (its run completed, it disconnected): nothing to wait for.
+    if (client.left) return Promise.resolve();
+    if (client.res.headersSent || client.res.destroyed) return client.shutdown("drain");
+    const closed = new Promise<void>((resolve) => client.res.once("close", () => resolve()));
+    client.markClosed();
+    client.res.destroy();
+    return closed;
   }
 
   #push(channel: HubChannel, frame: Frame): void {
@@ -283,6 +336,7 @@ export class Hub {
 
   #leave(channel: HubChannel, client: Client): void {
     client.markClosed();
+    client.left = true;
     channel.connecting.delete(client);
     if (client.session !== undefined) channel.sse.deregister(client.session);
     client.connection?.disconnect();

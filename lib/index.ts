@@ -9,7 +9,7 @@ export {
   type RunInit,
   type RunPatch,
 } from "./memory";
-export type { ErrorContext, ErrorPhase, SseRouterOptions } from "./options";
+export type { CloseOptions, ErrorContext, ErrorPhase, SseRouterOptions } from "./options";
 export { DEFAULTS as SSE_ROUTER_DEFAULTS } from "./options";
 export { type SseRouter, type SseRouterStats, sseRouter } from "./router";
 export {
@@ -48,7 +48,10 @@ export {
   type ResyncReason,
   type RunEventSource,
   type RunSnapshot,
+  type SourceLag,
 } from "./source";
+export type { StartOutcome } from "./start";
+export type { EndReason, ReplaySizeStats } from "./stats";
 export {
   createStreamToken,
   MAX_TOKEN_LENGTH,

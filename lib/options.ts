@@ -24,10 +24,23 @@ export interface SseRouterOptions {
    * expect it again. @default "/api"
    */
   basePath?: string;
-  /** Interval of the heartbeat comment sent to every client, in ms. @default 30000 */
+  /**
+   * Interval of the heartbeat sent to every client, in ms: a comment line, or a `heartbeat`
+   * frame for streams requested with `?heartbeat=event`. @default 30000
+   */
   heartbeatMs?: number;
-  /** Reconnect delay suggested to clients (`retry:`) when a stream opens, in ms. @default 3000 */
+  /**
+   * Reconnect delay suggested to clients (`retry:`) when a stream opens, in ms. Each
+   * connection gets its own value, drawn uniformly from [0.5 × retryMs, 1.5 × retryMs], so
+   * clients ended together do not reconnect together. @default 3000
+   */
   retryMs?: number;
+  /**
+   * Ends each stream after a jittered while, drawn per stream uniformly from
+   * [0.75 × maxStreamMs, maxStreamMs], in ms; its client resumes exactly (`Last-Event-ID`),
+   * possibly on another process: rebalances clients behind a load balancer. @default undefined (streams last)
+   */
+  maxStreamMs?: number;
   /** A client whose unsent backlog passes this many bytes is disconnected (it reconnects and replays). @default 1048576 */
   maxBufferedBytes?: number;
   /** Most clients, both streams together; more are refused with 503 `too_many_clients`. @default Infinity */
@@ -70,8 +83,8 @@ export interface SseRouterOptions {
 }
 
 /** Options with their defaults applied. */
-export type ResolvedOptions = Required<Omit<SseRouterOptions, "authorize" | "tokens">> &
-  Pick<SseRouterOptions, "authorize"> & {
+export type ResolvedOptions = Required<Omit<SseRouterOptions, "authorize" | "tokens" | "maxStreamMs">> &
+  Pick<SseRouterOptions, "authorize" | "maxStreamMs"> & {
     /** The token secret's bytes, when tokens are on. */
     tokenKey: Uint8Array | undefined;
   };
@@ -138,8 +151,29 @@ export function resolveOptions(options: SseRouterOptions = {}): ResolvedOptions 
     maxBufferedBytes: positiveInteger("maxBufferedBytes", options.maxBufferedBytes, DEFAULTS.maxBufferedBytes),
     maxClients: positiveInteger("maxClients", options.maxClients, DEFAULTS.maxClients, true),
     sourceTimeoutMs: timerDelay("sourceTimeoutMs", options.sourceTimeoutMs, DEFAULTS.sourceTimeoutMs),
+    maxStreamMs: options.maxStreamMs === undefined ? undefined : positiveInteger("maxStreamMs", options.maxStreamMs, 0),
     authorize: options.authorize,
     tokenKey,
     onError: options.onError ?? ((error, context) => console.error("runcast:", context, error)),
   };
+}
+
+/** What `close()` takes. */
+export interface CloseOptions {
+  /**
+   * Spread the ends of the streams over this many ms instead of ending them all at once: each
+   * ends at a random moment of its own share of the window, so its client's reconnect (to this
+   * deployment's other processes) is spread as well. 0 ends them all now. @default 0
+   */
+  drainMs?: number;
+}
+
+/** `close()`'s `drainMs` checked: a non-negative whole number of ms, else `invalid_option`. */
+export function resolveDrainMs(options: CloseOptions | undefined): number {
+  const drainMs = options?.drainMs;
+  if (drainMs === undefined) return 0;
+  if (typeof drainMs !== "number" || !Number.isSafeInteger(drainMs) || drainMs < 0) {
+    throw new RuncastError("invalid_option", `drainMs must be a non-negative integer, got ${String(drainMs)}`);
+  }
+  return drainMs;
 }

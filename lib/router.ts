@@ -4,29 +4,58 @@ import { RuncastError, type RuncastErrorCode } from "./errors";
 import { FrameCache } from "./frame-cache";
 import { envelopeFrame, type Frame } from "./frames";
 import { Hub } from "./hub";
-import { type ErrorContext, type ResolvedOptions, resolveOptions, type SseRouterOptions } from "./options";
+import {
+  type CloseOptions,
+  type ErrorContext,
+  type ResolvedOptions,
+  resolveDrainMs,
+  resolveOptions,
+  type SseRouterOptions,
+} from "./options";
 import { awaitTurn } from "./pipelining";
 import { RunTags } from "./run-tags";
 import { describeIssues, type Envelope, EnvelopeSchema, EVENT_TYPE_PATTERN, isValidRunId } from "./schema";
-import { compareEnvelopeIds, type LiveGap, type RunEventSource } from "./source";
-import { type LogReader, type StartContext, type StartRequest, type StreamStart, startGlobal, startRun } from "./start";
+import { compareEnvelopeIds, type LiveGap, type RunEventSource, type SourceLag } from "./source";
+import {
+  type LogReader,
+  type StartContext,
+  type StartOutcome,
+  type StartRequest,
+  type StreamStart,
+  startGlobal,
+  startRun,
+} from "./start";
+import { type EndReason, type ReplaySizeStats, RouterCounters } from "./stats";
 import { MAX_TIMER_MS, type Settled, settleWithin } from "./timeout";
 import { type TokenProblem, tokenOf, type VerifiedToken, verifyStreamToken } from "./tokens";
 import { nextTurn } from "./turns";
 import { checkScope, parseFilter, type StreamScope, View } from "./view";
 
-/** Counters of a router, since it was created. */
+/** Counters of a router, since it was created, and its clients now. */
 export interface SseRouterStats {
   /** Clients connected now, both streams. */
   clients: number;
-  /** Frames written to clients (one frame to ten clients counts ten). */
+  /** Clients connected now, by stream: per-run streams (`run`) and the global stream. */
+  clientsByStream: { run: number; global: number };
+  /** Frames written to clients (one frame to ten clients counts ten). Heartbeats and `retry:` are not frames. */
   framesSent: number;
   /** Bytes of frames written to clients. */
   bytesSent: number;
-  /** Clients disconnected because their backlog passed `maxBufferedBytes`. */
+  /** Clients disconnected because their backlog passed `maxBufferedBytes` (also in `clientsEnded.slow`). */
   slowClientsCutOff: number;
-  /** Envelopes rejected by validation (never broadcast). */
+  /** Streams the server ended, by why (see {@link EndReason}); a client's own disconnects are not counted. */
+  clientsEnded: Record<EndReason, number>;
+  /**
+   * Streams started, by how they began: `fresh` (no resume asked), `replayed` (a resume or
+   * `?from=start` served exactly from the log), `resync` (a resume that could not be: `resync` frame and snapshot).
+   */
+  streamStarts: Record<StartOutcome, number>;
+  /** Frames each `replayed` start wrote from the log, as histogram buckets. */
+  replaySizes: ReplaySizeStats;
+  /** Envelopes rejected by validation (never broadcast), live or read from the source. */
   invalidEnvelopes: number;
+  /** Source reads that threw or rejected (the requests got 500, or the streams ended to be resumed). */
+  sourceErrors: number;
   /** Runs with at least one watcher (each has its own channel). */
   channels: number;
   /**
@@ -34,6 +63,12 @@ export interface SseRouterStats {
    * with the same view share one channel and one chunk per tick.
    */
   views: number;
+  /**
+   * How far the source's live delivery is behind, as it last reported (see
+   * `RunEventSource.lag`). Present only when the source reports lag; `{}` while it has not
+   * measured yet.
+   */
+  sourceLag?: SourceLag;
 }
 
 /** What `sseRouter` returns: an Express router serving both streams, plus control of them. */
@@ -55,10 +90,14 @@ export interface SseRouter extends Router {
   /** Counters since the router was created. */
   stats(): SseRouterStats;
   /**
-   * Ends every stream, unsubscribes from the source and stops the timers. Never rejects: a
-   * stream that fails to end is destroyed and reported to `onError` (phase `close`).
+   * Ends every stream, unsubscribes from the source and stops the timers. New requests get
+   * 503 `unavailable` from the call on. With `drainMs`, the streams end spread over that
+   * window (the others stream on meanwhile) and the promise resolves after the last one; a
+   * later `close()` without `drainMs` ends the rest at once. Rejects with `invalid_option`
+   * for a `drainMs` that is not a non-negative integer; never rejects otherwise: a stream that
+   * fails to end is destroyed and reported to `onError` (phase `close`).
    */
-  close(): Promise<void>;
+  close(options?: CloseOptions): Promise<void>;
 }
 
 /** Headers of every stream response. */
@@ -149,6 +188,26 @@ const TOKEN_MESSAGES: Record<TokenProblem, string> = {
 /** What a request may see, once its token and `authorize` answered: a refusal, or its scopes. */
 type Access = { refused: true } | { refused: false; scopes: StreamScope[]; expiresAt: number | undefined };
 
+/** `?heartbeat=event` as a flag, or an error message for any other value. */
+function parseHeartbeat(query: URLSearchParams): boolean | string {
+  const values = query.getAll("heartbeat");
+  if (values.length === 0) return false;
+  if (values.length > 1 || values[0] !== "event") {
+    return `invalid heartbeat ${JSON.stringify(values.join(","))}: the only value is "event"`;
+  }
+  return true;
+}
+
+/** A source's lag report, kept only where it holds non-negative finite numbers. */
+function checkedLag(lag: unknown): SourceLag {
+  const out: SourceLag = {};
+  if (typeof lag !== "object" || lag === null) return out;
+  const { entries, ms } = lag as { entries?: unknown; ms?: unknown };
+  if (typeof entries === "number" && Number.isFinite(entries) && entries >= 0) out.entries = entries;
+  if (typeof ms === "number" && Number.isFinite(ms) && ms >= 0) out.ms = ms;
+  return out;
+}
+
 /** Everything one `sseRouter` owns. */
 class Streams {
   readonly options: ResolvedOptions;
@@ -160,8 +219,12 @@ class Streams {
   readonly tags: RunTags;
   /** Live frames held, in order, behind one whose run's tags are being looked up. */
   #held: Frame[] = [];
-  invalidEnvelopes = 0;
+  readonly counters = new RouterCounters();
+  /** Set by `close()`: new requests are refused. */
   closed = false;
+  /** Set once unsubscribed from the source. */
+  #stopped = false;
+  #closing: Promise<void> | undefined;
   readonly #unsubscribe: () => void;
 
   constructor(
@@ -174,7 +237,11 @@ class Streams {
       heartbeatMs: options.heartbeatMs,
       retryMs: options.retryMs,
       maxBufferedBytes: options.maxBufferedBytes,
+      maxStreamMs: options.maxStreamMs,
       compareIds,
+      onEnded: (reason) => {
+        this.counters.ended[reason]++;
+      },
       headers: STREAM_HEADERS,
       onFault: (error, client) => this.report(error, { phase: "delivery", runId: client.runId ?? undefined }),
     });
@@ -193,7 +260,8 @@ class Streams {
 
   /** The source lost live continuity: reported, and the streams concerned end so their clients resume. */
   gap(gap: LiveGap): void {
-    if (this.closed) return;
+    // Not `closed`: streams still draining must resume past the gap too.
+    if (this.#stopped) return;
     const runId = typeof gap?.runId === "string" ? gap.runId : undefined;
     const what = runId === undefined ? "every stream" : `the streams of run ${runId}`;
     this.report(
@@ -206,7 +274,7 @@ class Streams {
   }
 
   reject(error: unknown, context: ErrorContext): void {
-    this.invalidEnvelopes++;
+    this.counters.invalidEnvelopes++;
     this.report(error, context);
   }
 
@@ -223,7 +291,8 @@ class Streams {
    * is dropped, counted and reported; nothing is thrown back into the source's emit call.
    */
   accept(envelope: unknown): void {
-    if (this.closed) return;
+    // Not `closed`: streams draining after `close({ drainMs })` still get live envelopes.
+    if (this.#stopped) return;
     let frame: Frame;
     try {
       frame = this.frame(envelope, "invalid envelope from the source");
@@ -319,6 +388,11 @@ class Streams {
       sendError(res, 400, "invalid_query", filter);
       return;
     }
+    const heartbeatEvents = parseHeartbeat(query);
+    if (typeof heartbeatEvents === "string") {
+      sendError(res, 400, "invalid_query", heartbeatEvents);
+      return;
+    }
     const access = await this.access(req, res, runId, query);
     if (access === null) return;
     if (access.refused) {
@@ -336,7 +410,7 @@ class Streams {
     if (res.destroyed) return;
 
     const view = View.of(...access.scopes, filter);
-    const client = this.hub.open(res, runId, types, view);
+    const client = this.hub.open(res, runId, types, view, heartbeatEvents);
     const request: StartRequest = { lastEventId: lastEventIdOf(req, query), fromStart };
     let started: Settled<StreamStart>;
     try {
@@ -345,12 +419,14 @@ class Streams {
       const starting = runId === null ? startGlobal(this.ctx, request, view) : startRun(this.ctx, runId, request);
       started = await settleWithin(starting, this.options.sourceTimeoutMs);
     } catch (error) {
+      this.counters.sourceErrors++;
       this.report(error, { phase: "source", runId: runId ?? undefined });
       sendError(res, 500, "internal_error", "the stream could not be opened");
       return;
     }
     if (started.timedOut) {
       // Answering ends the response, and with it the client's place in the hub.
+      this.counters.sourceErrors++;
       this.timedOut(res, "source", runId);
       return;
     }
@@ -369,15 +445,20 @@ class Streams {
       return;
     }
     await this.hub.connect(client);
-    if (access.expiresAt !== undefined) this.expireAt(res, access.expiresAt, () => client.end());
+    if (access.expiresAt !== undefined) this.expireAt(res, access.expiresAt, () => client.end("token_expiry"));
     const { plan } = start;
+    this.counters.starts[plan.outcome]++;
+    await this.hub.connect(client);
     try {
       await client.start(plan.log === undefined ? plan : { ...plan, log: this.timedLog(plan.log) });
     } catch (error) {
       // A source read failing after the head went out: the client reconnects and resumes.
+      this.counters.sourceErrors++;
       this.report(error, { phase: "replay", runId: runId ?? undefined });
+      client.abort("error");
       res.destroy();
     }
+    if (plan.outcome === "replayed") this.counters.observeReplay(client.startFrames);
   }
 
   /**
@@ -502,16 +583,59 @@ class Streams {
       sendError(res, 503, "unavailable", "the stream server could not answer in time; retry later", this.retryAfter());
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return;
+  /** See `SseRouter#close`. */
+  close(drainMs: number): Promise<void> {
+    if (this.#closing !== undefined) {
+      // A second call without a window: whatever is still draining ends now.
+      if (drainMs === 0) this.hub.hurry();
+      return this.#closing;
+    }
     this.closed = true;
+    // Without a window nothing needs the source any more; a drain's streams still do.
+    if (drainMs === 0) this.#stop();
+    this.#closing = this.hub
+      .close(drainMs, (error, client) => this.report(error, { phase: "close", runId: client.runId ?? undefined }))
+      .then(() => this.#stop());
+    return this.#closing;
+  }
+
+  #stop(): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
     try {
       this.#unsubscribe();
     } catch (error) {
       // The source's own unsubscribe failing must not leave the streams open.
       this.report(error, { phase: "close" });
     }
-    await this.hub.close((error, client) => this.report(error, { phase: "close", runId: client.runId ?? undefined }));
+  }
+
+  stats(): SseRouterStats {
+    const { hub, counters } = this;
+    const clients = hub.clientCount();
+    const global = hub.globalClientCount;
+    const stats: SseRouterStats = {
+      clients,
+      clientsByStream: { run: clients - global, global },
+      ...hub.counters,
+      slowClientsCutOff: counters.ended.slow,
+      clientsEnded: { ...counters.ended },
+      streamStarts: { ...counters.starts },
+      replaySizes: counters.replaySizes(),
+      invalidEnvelopes: counters.invalidEnvelopes,
+      sourceErrors: counters.sourceErrors,
+      channels: hub.channelCount,
+      views: hub.viewCount,
+    };
+    if (typeof this.source.lag === "function") {
+      try {
+        stats.sourceLag = checkedLag(this.source.lag());
+      } catch (error) {
+        stats.sourceLag = {};
+        this.report(error, { phase: "source" });
+      }
+    }
+    return stats;
   }
 }
 
@@ -578,13 +702,15 @@ export function sseRouter(source: RunEventSource, options?: SseRouterOptions): S
     clientCount: (runId?: string) => streams.hub.clientCount(runId),
     broadcast: (envelope: Envelope) => streams.deliver(streams.frame(envelope)),
     broadcastAll: (envelope: Envelope) => streams.hub.publishAll(streams.frame(envelope)),
-    stats: (): SseRouterStats => ({
-      clients: streams.hub.clientCount(),
-      ...streams.hub.counters,
-      invalidEnvelopes: streams.invalidEnvelopes,
-      channels: streams.hub.channelCount,
-      views: streams.hub.viewCount,
-    }),
-    close: () => streams.close(),
+    stats: (): SseRouterStats => streams.stats(),
+    close: (options?: CloseOptions): Promise<void> => {
+      let drainMs: number;
+      try {
+        drainMs = resolveDrainMs(options);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      return streams.close(drainMs);
+    },
   }) as SseRouter;
 }

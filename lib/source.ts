@@ -64,6 +64,18 @@ export interface LiveGap {
 }
 
 /**
+ * How far a source's live delivery is behind what was recorded, as last measured: the
+ * envelopes recorded that its reader has not delivered to subscribers yet, and how much time
+ * they span. Either may be absent when the source cannot tell.
+ */
+export interface SourceLag {
+  /** Envelopes recorded but not yet delivered to subscribers (0 when caught up). */
+  entries?: number;
+  /** Time between the newest envelope delivered and the newest recorded, in ms (0 when caught up). */
+  ms?: number;
+}
+
+/**
  * The event source adapter: what runcast needs from a job daemon. Implement it over your
  * own store, or use the bundled {@link MemoryRunSource} (in-process) or `RedisRunSource`
  * (`runcast/redis`, several processes).
@@ -116,6 +128,13 @@ export interface RunEventSource {
    * which understands decimal counters and `<ms>-<seq>` ids such as Redis stream ids.
    */
   compareIds?(a: string, b: string): number;
+  /**
+   * How far live delivery is behind the newest recorded envelope, as last measured
+   * (`undefined` when not measured yet). Called for `stats()` and metrics scrapes, so it must
+   * be cheap and synchronous: a networked source measures on its own schedule and answers its
+   * latest figure. A source whose delivery cannot lag (it delivers as it records) leaves it out.
+   */
+  lag?(): SourceLag | undefined;
 }
 
 const NUMERIC_ID = /^(\d+)(?:-(\d+))?$/;

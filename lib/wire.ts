@@ -4,6 +4,7 @@ import type { Session } from "better-sse";
 import type { ResponseConnection } from "./connection";
 import { type Frame, type FrameBatch, HEARTBEAT, HEARTBEAT_CHUNK, httpChunk } from "./frames";
 import type { StreamPlan } from "./start";
+import type { EndReason } from "./stats";
 import { nextTurn } from "./turns";
 import type { View } from "./view";
 
@@ -17,8 +18,8 @@ export interface ClientSessionState {
 
 /** Callbacks through which a client reports to its hub. */
 export interface ClientHooks {
-  /** The client's backlog passed the limit and it was disconnected. */
-  onCutOff(client: Client): void;
+  /** The server ended the client's stream (counted once per stream). */
+  onEnded(reason: EndReason): void;
   /**
    * Adapter code run for this client threw (a custom `compareIds`); the client has been
    * disconnected, and nothing else is affected.
@@ -36,6 +37,8 @@ export interface ClientSettings {
   /** How long a starting stream waits for its socket to drain before the client counts as not reading, in ms. */
   stallMs: number;
   compareIds: (a: string, b: string) => number;
+  /** The heartbeat frame of `?heartbeat=event` streams, as SSE text and as an HTTP/1.1 chunk. */
+  heartbeatEvent: { text: string; chunk: string };
   hooks: ClientHooks;
 }
 
@@ -90,6 +93,14 @@ export class Client {
   connection: ResponseConnection | undefined;
   /** True once the response is finished or the socket is gone: nothing more is written. */
   closed = false;
+  /** True once the client left its hub (its response closed). */
+  left = false;
+  /** Frames written while the stream started (its snapshot or replay), for the replay size counters. */
+  startFrames = 0;
+  /** `?heartbeat=event`: heartbeats go out as `heartbeat` frames instead of comments. */
+  readonly heartbeatEvents: boolean;
+  /** Ends the stream when its share of `maxStreamMs` is up. */
+  #expiry: NodeJS.Timeout | undefined;
   readonly #options: ClientSettings;
   /** Live frames received while connecting; `null` once live. */
   #queue: Frame[] | null = [];
@@ -107,6 +118,7 @@ export class Client {
    * @param runId - The run watched, or `null` for the global stream.
    * @param types - Event types kept by `?types=`, or `null` for all.
    * @param view - The runs a global client sees (its frames arrive filtered by its channel).
+   * @param heartbeatEvents - Heartbeats as `heartbeat` frames (`?heartbeat=event`) rather than comments.
    */
   constructor(
     res: ServerResponse,
@@ -114,12 +126,14 @@ export class Client {
     types: ReadonlySet<string> | null,
     settings: ClientSettings,
     view: View,
+    heartbeatEvents = false,
   ) {
     this.res = res;
     this.runId = runId;
     this.types = types;
     this.view = view;
     this.#options = settings;
+    this.heartbeatEvents = heartbeatEvents;
   }
 
   /** Whether this client takes a tick's shared chunk as it is (no filter, no skip, not connecting). */
@@ -181,18 +195,33 @@ export class Client {
     } else {
       this.#writeSelected(batch.frames);
     }
-    if (batch.ends) this.end();
+    if (batch.ends) this.end("complete");
   }
 
-  /** Sends a heartbeat comment, unless the client is connecting or too far behind. */
+  /** Sends a heartbeat (comment, or frame for `?heartbeat=event`), unless the client is connecting or too far behind. */
   heartbeat(): void {
     if (this.closed || this.#queue !== null) return;
     if (this.backlog > this.#options.maxBufferedBytes) {
       this.cutOff();
       return;
     }
-    if (this.#socket !== null) this.#socket.write(HEARTBEAT_CHUNK);
+    if (this.heartbeatEvents) {
+      const { text, chunk } = this.#options.heartbeatEvent;
+      if (this.#socket !== null) this.#socket.write(chunk);
+      else this.res.write(text);
+    } else if (this.#socket !== null) this.#socket.write(HEARTBEAT_CHUNK);
     else this.res.write(HEARTBEAT);
+  }
+
+  /** Ends the stream gracefully after `ms` (its share of `maxStreamMs`); the client resumes. */
+  expireAfter(ms: number): void {
+    if (this.closed) return;
+    this.#expiry = setTimeout(() => {
+      this.#expiry = undefined;
+      void this.shutdown("max_duration");
+    }, ms);
+    // A stream's deadline alone must not keep the process alive.
+    this.#expiry.unref();
   }
 
   /**
@@ -220,7 +249,7 @@ export class Client {
       if (typeof read === "string") {
         // The log moved on under this client (trimmed, or the run forgotten): it reconnects
         // and its resume gets a `resync` or a 404.
-        this.end();
+        this.end("gap");
         return;
       }
       if (await this.#writeStart(read.frames)) return;
@@ -235,7 +264,7 @@ export class Client {
     this.#queuedBytes = 0;
     this.#writeSelected(queued);
     if (queued.some((frame) => this.#ends(frame))) {
-      this.end();
+      this.end("complete");
       return;
     }
     if (!this.closed) {
@@ -258,7 +287,7 @@ export class Client {
     for (let i = 0; i < frames.length && !this.closed; i++) {
       size += (frames[i] as Frame).text.length;
       if (size >= piece || i === frames.length - 1) {
-        this.#writeSelected(frames.slice(from, i + 1));
+        this.startFrames += this.#writeSelected(frames.slice(from, i + 1));
         from = i + 1;
         size = 0;
         if (this.backlog >= piece) {
@@ -270,16 +299,16 @@ export class Client {
     }
     if (this.closed) return true;
     if (frames.some((frame) => this.#ends(frame))) {
-      this.end();
+      this.end("complete");
       return true;
     }
     return false;
   }
 
-  /** Finishes the response normally (the run completed). */
-  end(): void {
+  /** Finishes the response normally (the run completed, or the stream has to be resumed elsewhere). */
+  end(reason: EndReason): void {
     if (this.closed) return;
-    this.closed = true;
+    this.#ended(reason);
     this.res.end();
   }
 
@@ -290,8 +319,10 @@ export class Client {
    * promise rejects with that error once it is closed. A client whose response has not started is only marked closed: its request handler
    * answers it with `unavailable`.
    */
-  shutdown(): Promise<void> {
+  shutdown(reason: EndReason = "drain"): Promise<void> {
+    if (!this.closed && this.res.headersSent) this.#ended(reason);
     this.closed = true;
+    this.#clearExpiry();
     this.#queue = null;
     // Without a socket (finished, or never given one) no `close` is coming: nothing to wait for.
     if (!this.res.headersSent || this.res.destroyed || this.res.socket === null) return Promise.resolve();
@@ -314,15 +345,20 @@ export class Client {
 
   /** Disconnects a client that fell too far behind; it will reconnect and replay. */
   cutOff(): void {
+    this.abort("slow");
+  }
+
+  /** Ends the stream at once, the socket destroyed (a slow client, a failed source read). */
+  abort(reason: EndReason): void {
     if (this.closed) return;
-    this.closed = true;
-    this.#options.hooks.onCutOff(this);
+    this.#ended(reason);
     this.res.destroy();
   }
 
   /** Disconnects a client that adapter code failed for (see `ClientHooks.onFault`). */
   fail(error: unknown): void {
     if (this.closed) return;
+    if (this.res.headersSent) this.#options.hooks.onEnded("error");
     this.markClosed();
     this.res.destroy();
     this.#options.hooks.onFault(this, error);
@@ -332,15 +368,29 @@ export class Client {
   markClosed(): void {
     this.closed = true;
     this.#queue = null;
+    this.#clearExpiry();
+  }
+
+  /** The server ends this stream: counted once, and nothing more is written. */
+  #ended(reason: EndReason): void {
+    this.closed = true;
+    this.#clearExpiry();
+    this.#options.hooks.onEnded(reason);
+  }
+
+  #clearExpiry(): void {
+    if (this.#expiry === undefined) return;
+    clearTimeout(this.#expiry);
+    this.#expiry = undefined;
   }
 
   #ends(frame: Frame): boolean {
     return frame.type === "complete" && frame.runId === this.runId;
   }
 
-  /** Writes the frames this client wants: its `types` filter, minus what its snapshot already held. */
-  #writeSelected(frames: readonly Frame[]): void {
-    if (this.closed || frames.length === 0) return;
+  /** Writes the frames this client wants: its `types` filter, minus what its snapshot already held. Answers how many. */
+  #writeSelected(frames: readonly Frame[]): number {
+    if (this.closed || frames.length === 0) return 0;
     let text = "";
     let count = 0;
     for (const frame of frames) {
@@ -351,7 +401,7 @@ export class Client {
         } catch (error) {
           // The adapter's own code, which may throw on an id it cannot parse: this client only is lost.
           this.fail(error);
-          return;
+          return 0;
         }
         if (order <= 0) continue;
         this.#skipThrough = undefined;
@@ -360,11 +410,12 @@ export class Client {
       text += frame.text;
       count++;
     }
-    if (count === 0) return;
+    if (count === 0) return 0;
     const bytes = Buffer.byteLength(text);
     if (this.#socket !== null) this.#socket.write(httpChunk(text, bytes));
     else this.res.write(text);
     this.#options.hooks.onSent(count, bytes);
+    return count;
   }
 
   /** Resolves `true` once the response drained (or closed), `false` when `stallMs` passed first. */

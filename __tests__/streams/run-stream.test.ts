@@ -21,7 +21,9 @@ describe("the per-run stream", () => {
     expect(stream.headers["cache-control"]).toContain("no-cache");
     expect(stream.headers["cache-control"]).toContain("no-transform");
     expect(stream.headers["x-accel-buffering"]).toBe("no");
-    expect(stream.retry).toBe(3000);
+    // retryMs 3000, jittered per connection within [0.5, 1.5] times it.
+    expect(stream.retry).toBeGreaterThanOrEqual(1500);
+    expect(stream.retry).toBeLessThanOrEqual(4500);
     expect(stream.frames[0]?.event).toBe("state");
     expect(stream.frames[0]?.json).toEqual({ id: "run_123", status: "pending", completed_units: 0, total_units: 3 });
     expect(stream.frames[0]?.id).toBe(source.lastId);
