@@ -8,6 +8,7 @@ const common: Options = {
     react: "lib/react/index.ts",
     testing: "lib/testing/index.ts",
     bullmq: "lib/bullmq/index.ts",
+    prometheus: "lib/prometheus/index.ts",
   },
   dts: true,
   sourcemap: false,
@@ -15,7 +16,7 @@ const common: Options = {
   splitting: false,
   outExtension: ({ format }) => (format === "cjs" ? { js: ".cjs", dts: ".d.cts" } : { js: ".mjs", dts: ".d.mts" }),
   // runcast/react imports runcast/client by name, so both share one copy of the client.
-  external: ["express", "ioredis", "better-sse", "zod", "react", "runcast/client", "bullmq"],
+  external: ["express", "ioredis", "better-sse", "zod", "react", "runcast/client", "bullmq", "prom-client"],
 };
 
 // jose ships ES modules only. The ESM build imports it; the CommonJS build carries the part of
