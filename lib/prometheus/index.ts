@@ -8,6 +8,21 @@
 import { Counter, register as defaultRegistry, Gauge, Histogram, type Registry } from "prom-client";
 import type { SseRouter, SseRouterStats } from "../router";
 
+/** Names of the metrics, without prefix. */
+const METRIC_NAMES = [
+  "clients",
+  "sent_frames_total",
+  "sent_bytes_total",
+  "clients_ended_total",
+  "stream_starts_total",
+  "replay_frames",
+  "invalid_envelopes_total",
+  "source_errors_total",
+  "source_lag_entries",
+  "source_lag_seconds",
+] as const;
+type MetricName = (typeof METRIC_NAMES)[number];
+
 /** Options of {@link collectMetrics}. */
 export interface CollectMetricsOptions {
   /** The registry to register on. @default prom-client's default registry (`register`) */
@@ -84,7 +99,7 @@ class RouterHistogram extends Histogram<string> {
  * | `runcast_source_errors_total` | counter | |
  * | `runcast_source_lag_entries`, `runcast_source_lag_seconds` | gauge | only for sources that report lag (`NaN` until measured) |
  *
- * @throws Error from prom-client when a metric of the same name is already registered (use `prefix`).
+ * @throws Error when runcast's metrics are already registered on the registry (pass another `prefix`).
  */
 export function collectMetrics(router: SseRouter, options: CollectMetricsOptions = {}): RuncastMetrics {
   const registry = options.registry ?? defaultRegistry;
@@ -92,14 +107,23 @@ export function collectMetrics(router: SseRouter, options: CollectMetricsOptions
   const registers = [registry];
   const first = router.stats();
   const names: string[] = [];
-  const name = (base: string): string => {
+  const name = (base: MetricName): string => {
     const full = `${prefix}runcast_${base}`;
     names.push(full);
     return full;
   };
+  // Checked before registering anything, so a refusal leaves nothing half-registered.
+  const taken = METRIC_NAMES.map((base) => `${prefix}runcast_${base}`).filter(
+    (full) => registry.getSingleMetric(full) !== undefined,
+  );
+  if (taken.length > 0) {
+    throw new Error(
+      `runcast metrics are already registered on this registry (${taken.join(", ")}): pass another prefix`,
+    );
+  }
 
   /** A counter whose value is the router's running total, set at each scrape. */
-  const total = (base: string, help: string, read: (stats: SseRouterStats) => number): void => {
+  const total = (base: MetricName, help: string, read: (stats: SseRouterStats) => number): void => {
     new Counter({
       name: name(base),
       help,
@@ -112,7 +136,7 @@ export function collectMetrics(router: SseRouter, options: CollectMetricsOptions
   };
   /** A counter with one label, over a fixed set of values (all present, 0 included). */
   const totals = <L extends string>(
-    base: string,
+    base: MetricName,
     help: string,
     label: L,
     read: (stats: SseRouterStats) => Record<string, number>,
@@ -169,7 +193,7 @@ export function collectMetrics(router: SseRouter, options: CollectMetricsOptions
   );
   total("source_errors_total", "Source reads that threw or rejected.", (s) => s.sourceErrors);
   if (first.sourceLag !== undefined) {
-    const lag = (base: string, help: string, read: (stats: SseRouterStats) => number | undefined): void => {
+    const lag = (base: MetricName, help: string, read: (stats: SseRouterStats) => number | undefined): void => {
       new Gauge({
         name: name(base),
         help,
