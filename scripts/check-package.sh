@@ -43,7 +43,7 @@ npx --no-install attw "$work/$tarball" --exclude-entrypoints ./client/browser
 mkdir "$work/app"
 cd "$work/app"
 npm init -y >/dev/null
-npm install --silent --no-audit --no-fund --prefer-offline "$work/$tarball" express@5 ioredis@6 eventsource@4 react@19 >/dev/null 2>&1
+npm install --silent --no-audit --no-fund --prefer-offline "$work/$tarball" prom-client@15 express@5 ioredis@6 eventsource@4 react@19 >/dev/null 2>&1
 
 cat > smoke.cjs <<'JS'
 const http = require("node:http");
@@ -103,6 +103,7 @@ if (typeof RedisRunSource !== "function" || typeof watchRun !== "function" || ty
 if (!JSON.stringify(schemas).includes("RunState")) throw new Error("schema.json lacks RunState");
 const { useRun, useRuns } = require("runcast/react");
 if (typeof useRun !== "function" || typeof useRuns !== "function") throw new Error("runcast/react lacks its hooks");
+if (typeof require("runcast/prometheus").collectMetrics !== "function") throw new Error("runcast/prometheus lacks collectMetrics");
 import("runcast/redis").then((esm) => {
   if (typeof esm.RedisRunSource !== "function") throw new Error("runcast/redis (ESM) lacks RedisRunSource");
   return import("runcast/client");
@@ -111,12 +112,13 @@ import("runcast/redis").then((esm) => {
   return import("runcast/react");
 }).then((esm) => {
   if (typeof esm.useRun !== "function") throw new Error("runcast/react (ESM) lacks useRun");
-  return Promise.all([import("runcast/testing"), import("runcast/bullmq")]);
-}).then(([testing, bullmq]) => {
+  return Promise.all([import("runcast/testing"), import("runcast/bullmq"), import("runcast/prometheus")]);
+}).then(([testing, bullmq, prometheus]) => {
   if (typeof testing.conformanceTests !== "function" || typeof bullmq.BullMQRunSource !== "function") {
     throw new Error("runcast/testing or runcast/bullmq (ESM) lacks its exports");
   }
-  console.log("subpaths: runcast/redis, runcast/client, runcast/react, runcast/testing, runcast/bullmq and runcast/schema.json load");
+  if (typeof prometheus.collectMetrics !== "function") throw new Error("runcast/prometheus (ESM) lacks collectMetrics");
+  console.log("subpaths: runcast/redis, runcast/client, runcast/react, runcast/testing, runcast/bullmq, runcast/prometheus and runcast/schema.json load");
 });
 JS
 cat > browser.mjs <<'JS'
