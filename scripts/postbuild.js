@@ -8,13 +8,14 @@ for (const file of fs.readdirSync(dist)) {
 }
 
 // With several entries tsup puts shared declarations in a chunk (`schema-<hash>.d.ts`) that
-// the CommonJS declarations import as `./schema-<hash>.js`; after the renaming above they
-// must say `.cjs` (TypeScript maps it to `.d.cts`), or node16 resolution fails.
+// the CommonJS declarations import as `./schema-<hash>.js` (with `from`, or bare for a chunk
+// imported only for its types' dependencies); after the renaming above they must say `.cjs`
+// (TypeScript maps it to `.d.cts`), or node16 resolution fails.
 for (const file of fs.readdirSync(dist)) {
   if (!file.endsWith(".d.cts")) continue;
   const target = path.join(dist, file);
   const text = fs.readFileSync(target, "utf8");
-  const fixed = text.replace(/(from\s+["']\.\/[^"']+)\.js(["'])/g, "$1.cjs$2");
+  const fixed = text.replace(/((?:from|import)\s+["']\.\/[^"']+)\.js(["'])/g, "$1.cjs$2");
   if (fixed !== text) fs.writeFileSync(target, fixed);
 }
 
