@@ -2,7 +2,7 @@
  * A parser of the Prometheus text exposition format (version 0.0.4), written from its
  * specification: `# HELP` and `# TYPE` lines, then samples `name{label="value",...} value
  * [timestamp]`, label values escaping `\\`, `\"` and `\n`, values as Go floats (`NaN`,
- * `+Inf`, `-Inf`). Throws on any line it cannot read, so a malformed exposition fails a test.
+ * `+Inf`, `-Inf`, in any case). Throws on any line it cannot read, so a malformed exposition fails a test.
  */
 
 /** One metric family: its type, help, and samples. */
@@ -24,10 +24,11 @@ const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*/;
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*/;
 const TYPES = new Set(["counter", "gauge", "histogram", "summary", "untyped"]);
 
+/** A value as Go's `strconv.ParseFloat` reads it, which spells NaN and infinities in any case (prom-client writes `Nan`). */
 function parseValue(text: string, line: string): number {
-  if (text === "NaN") return Number.NaN;
-  if (text === "+Inf") return Number.POSITIVE_INFINITY;
-  if (text === "-Inf") return Number.NEGATIVE_INFINITY;
+  if (/^nan$/i.test(text)) return Number.NaN;
+  if (/^\+?inf(inity)?$/i.test(text)) return Number.POSITIVE_INFINITY;
+  if (/^-inf(inity)?$/i.test(text)) return Number.NEGATIVE_INFINITY;
   if (!/^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(text)) throw new Error(`bad value in ${JSON.stringify(line)}`);
   return Number(text);
 }

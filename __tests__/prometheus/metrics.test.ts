@@ -193,6 +193,48 @@ describe("runcast/prometheus scraped over HTTP", () => {
     });
   }, 30_000);
 
+  it("a lag() that throws or answers nonsense is reported or ignored, never a failed scrape", async () => {
+    const errors: unknown[] = [];
+    const own = await serve(source, { onError: (error) => errors.push(error) });
+    const ownRegistry = new Registry();
+    const ownMetrics = collectMetrics(own.router, { registry: ownRegistry });
+    try {
+      source.reportedLag = { entries: -1, ms: Number.NaN };
+      expect(own.router.stats().sourceLag).toEqual({});
+      let families = parsePrometheusText(await ownRegistry.metrics());
+      expect(sampleValue(families, "runcast_source_lag_entries")).toBeNaN();
+      source.reportedLag = "soon" as unknown as SourceLag;
+      expect(own.router.stats().sourceLag).toEqual({});
+      source.lag = () => {
+        throw new Error("lag unknown");
+      };
+      families = parsePrometheusText(await ownRegistry.metrics());
+      expect(sampleValue(families, "runcast_source_lag_seconds")).toBeNaN();
+      expect(errors.some((e) => e instanceof Error && e.message === "lag unknown")).toBe(true);
+    } finally {
+      ownMetrics.unregister();
+      await own.close();
+    }
+  });
+
+  it("counts a stream ended by its run's complete, and one ended by close(), by their reasons", async () => {
+    source.createRun({ id: "r" });
+    source.createRun({ id: "stays" });
+    const done = await SseStream.open(`${t.url}/api/runs/r/stream`);
+    const stays = await SseStream.open(`${t.url}/api/runs/stays/stream`);
+    opened.push(done, stays);
+    await Promise.all([done.frameCount(1), stays.frameCount(1)]);
+    source.completeRun("r", { status: "completed" });
+    await done.end();
+    await t.router.close();
+    await stays.end();
+    // The router is closed but /metrics is an ordinary route: it still answers.
+    const families = await scrape();
+    expect(sampleValue(families, "runcast_clients_ended_total", { reason: "complete" })).toBe(1);
+    expect(sampleValue(families, "runcast_clients_ended_total", { reason: "drain" })).toBe(1);
+    expect(sampleValue(families, "runcast_clients", { stream: "run" })).toBe(0);
+  });
+
   it("registers on the default registry unless told otherwise, with an optional prefix; a source without lag has no lag metrics", async () => {
     const { register } = await import("prom-client");
     const plain = await serve(new MemoryRunSource());
