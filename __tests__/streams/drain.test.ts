@@ -1,5 +1,5 @@
 import http from "node:http";
-import { MemoryRunSource } from "../../lib/index";
+import { MemoryRunSource, type RunEventSource } from "../../lib/index";
 import { eventually, serve, type TestServer, within } from "../helpers/server";
 import { type SseFrame, SseStream } from "../helpers/sse";
 
@@ -171,6 +171,41 @@ describe("close({ drainMs })", () => {
     await within(draining, "the drain's own promise", 5000);
     expect(leaving.router.clientCount()).toBe(0);
     await Promise.all(streams.map((s) => s.end()));
+  });
+
+  it("a stream still starting when its turn comes is dropped, not answered 503, so a browser retries it", async () => {
+    source.createRun({ id: "r" });
+    // The source's snapshot read hangs until released: the request is accepted but not started.
+    let release: () => void = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const gated: RunEventSource = {
+      getRun: (runId) => source.getRun(runId),
+      listRuns: () => source.listRuns(),
+      subscribe: (listener) => source.subscribe(listener),
+      snapshot: async (runId) => {
+        await gate;
+        return source.snapshot(runId);
+      },
+    };
+    const own = await serve(gated, { heartbeatMs: 60_000 });
+    try {
+      const outcome = new Promise<string>((resolve) => {
+        http
+          .get(`${own.url}/api/runs/r/stream`, { agent: false }, (res) => resolve(`status ${res.statusCode}`))
+          .on("error", (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
+      });
+      await eventually(() => own.router.clientCount() === 1, "the request to be accepted");
+      const closing = own.router.close({ drainMs: 100 });
+      expect(await within(outcome, "the dropped request")).toBe("ECONNRESET");
+      release();
+      await within(closing, "close() to resolve");
+      expect(own.router.clientCount()).toBe(0);
+    } finally {
+      release();
+      await own.close();
+    }
   });
 
   it("rejects a drainMs that is not a non-negative integer with invalid_option, closing nothing", async () => {
