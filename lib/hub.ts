@@ -178,7 +178,6 @@ export class Hub {
    * its own deadline, so clients that came together do not come back together.
    */
   connect(client: Client): Promise<void> {
-    if (this.#options.maxStreamMs !== undefined) client.expireAfter(streamLifetimeMs(this.#options.maxStreamMs));
     return new Promise((resolve) => {
       // Each connection its own delay, so clients ended together do not come back together.
       const retry = retryField(jitteredRetryMs(this.#options.retryMs));
@@ -193,7 +192,13 @@ export class Hub {
       client.session = session;
       // Told of the disconnect by the close listener `open` added: one listener per response.
       client.connection = connection;
-      session.once("connected", () => resolve());
+      session.once("connected", () => {
+        // Counted from the head, not before: a deadline passing before the head went out
+        // (a stalled event loop) would leave a 200 that never ends.
+        const { maxStreamMs } = this.#options;
+        if (maxStreamMs !== undefined) client.expireAfter(streamLifetimeMs(maxStreamMs));
+        resolve();
+      });
     });
   }
 
