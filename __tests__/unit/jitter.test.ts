@@ -6,7 +6,7 @@ describe("jitter", () => {
     fc.assert(
       fc.property(
         fc.integer({ min: 1, max: 10_000_000 }),
-        fc.double({ min: 0, max: 1, maxExcluded: true }),
+        fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }),
         (ms, r) => {
           const retry = jitteredRetryMs(ms, () => r);
           expect(Number.isInteger(retry)).toBe(true);
@@ -23,7 +23,7 @@ describe("jitter", () => {
     fc.assert(
       fc.property(
         fc.integer({ min: 1, max: 10_000_000 }),
-        fc.double({ min: 0, max: 1, maxExcluded: true }),
+        fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }),
         (ms, r) => {
           const lifetime = streamLifetimeMs(ms, () => r);
           expect(lifetime).toBeGreaterThanOrEqual(Math.max(1, Math.floor(ms * 0.75)));
