@@ -54,7 +54,7 @@ export interface SseRouterStats {
   replaySizes: ReplaySizeStats;
   /** Envelopes rejected by validation (never broadcast), live or read from the source. */
   invalidEnvelopes: number;
-  /** Source reads that threw or rejected (the requests got 500, or the streams ended to be resumed). */
+  /** Source reads that threw, rejected or outlasted `sourceTimeoutMs` (the requests got 500 or 503, or the streams ended to be resumed). */
   sourceErrors: number;
   /** Runs with at least one watcher (each has its own channel). */
   channels: number;

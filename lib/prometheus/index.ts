@@ -191,7 +191,7 @@ export function collectMetrics(router: SseRouter, options: CollectMetricsOptions
     "Envelopes from the source rejected by validation (dropped).",
     (s) => s.invalidEnvelopes,
   );
-  total("source_errors_total", "Source reads that threw or rejected.", (s) => s.sourceErrors);
+  total("source_errors_total", "Source reads that threw, rejected or timed out.", (s) => s.sourceErrors);
   if (first.sourceLag !== undefined) {
     const lag = (base: MetricName, help: string, read: (stats: SseRouterStats) => number | undefined): void => {
       new Gauge({
