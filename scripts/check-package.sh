@@ -155,6 +155,7 @@ JSON
 cat > types.ts <<'TS'
 import { MemoryRunSource, type RunState } from "runcast";
 import { RedisRunSource } from "runcast/redis";
+import { collectMetrics } from "runcast/prometheus";
 import { type RunWatcher, watchRun, WatchError } from "runcast/client";
 import type { useRun } from "runcast/react";
 import type { BullMQRunSource } from "runcast/bullmq";
@@ -166,7 +167,7 @@ const watcher: RunWatcher = watchRun(() => "/api/runs/r/stream", { onError: (e: 
 const wrong: RunState = { id: "r", status: "done", completed_units: 1 };
 type RunHook = typeof useRun;
 type Entries = [RunHook, BullMQRunSource, typeof testing];
-export { MemoryRunSource, RedisRunSource, schemas, state, watcher, wrong, type Entries };
+export { collectMetrics, MemoryRunSource, RedisRunSource, schemas, state, watcher, wrong, type Entries };
 TS
 "$repo/node_modules/.bin/tsc" -p .
 echo "types: every entry compiles under module commonjs, moduleResolution node10"
