@@ -86,7 +86,7 @@ describe("maxStreamMs", () => {
     for (const lifetime of lifetimes) {
       // At least 0.75 x maxStreamMs (timer slack aside), at most maxStreamMs plus scheduling slack.
       expect(lifetime).toBeGreaterThanOrEqual(MAX_STREAM_MS * 0.75 - 20);
-      expect(lifetime).toBeLessThan(MAX_STREAM_MS + 500);
+      expect(lifetime).toBeLessThan(MAX_STREAM_MS + 2000);
     }
     // Each stream drew its own lifetime: they did not all end together.
     expect(Math.max(...lifetimes) - Math.min(...lifetimes)).toBeGreaterThan(15);
