@@ -6,8 +6,7 @@ import type { StartOutcome } from "./start";
  * - `slow`: the client's backlog passed `maxBufferedBytes`, or a starting stream did not drain;
  * - `drain`: `close()` ended it (with or without `drainMs`);
  * - `max_duration`: it reached its share of `maxStreamMs`;
- * - `token_expiry`: the stream token it was opened with expired (the stream-token feature
- *   counts it; 0 without tokens);
+ * - `token_expiry`: the stream token it was opened with expired (router option `tokens`);
  * - `gap`: the source lost continuity under it (its log moved on during a resume, or live
  *   delivery skipped envelopes): the client resumes and learns of it through `resync`;
  * - `error`: a source read failed while the stream was starting, or adapter code run for this
