@@ -444,11 +444,10 @@ class Streams {
       res.end();
       return;
     }
-    await this.hub.connect(client);
-    if (access.expiresAt !== undefined) this.expireAt(res, access.expiresAt, () => client.end("token_expiry"));
     const { plan } = start;
     this.counters.starts[plan.outcome]++;
     await this.hub.connect(client);
+    if (access.expiresAt !== undefined) this.expireAt(res, access.expiresAt, () => client.end("token_expiry"));
     try {
       await client.start(plan.log === undefined ? plan : { ...plan, log: this.timedLog(plan.log) });
     } catch (error) {
