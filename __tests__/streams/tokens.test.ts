@@ -169,6 +169,7 @@ describe("stream tokens", () => {
     for (let i = 0; i < 3; i++) source.recordEvent("web1", { type: "unit.progress", n: i });
     await first.frameCount(4);
     await first.end(4000);
+    expect(t.router.stats().clientsEnded.token_expiry).toBe(1);
     // Written while the client is away, with only the expired token in hand.
     for (let i = 3; i < 6; i++) source.recordEvent("web1", { type: "unit.progress", n: i });
     const stale = await request(t.url).get(`/api/stream?token=${token}`);
