@@ -11,6 +11,7 @@ import {
   type LogQuery,
   type RunEventSource,
   type RunSnapshot,
+  type SourceLag,
 } from "../source";
 import {
   completionProblem,
@@ -234,6 +235,8 @@ export class RedisRunSource implements RunEventSource {
   #start: { generation: number; id: Promise<string> } | undefined;
   /** The id the live reader reads after: its start, then the last entry it took. */
   #position: string | undefined;
+  /** Whether the reader's last read returned a full batch (or failed): it may be behind the feed. */
+  #behind = true;
   /** The feed's origin as the reader last saw it ("" when the feed did not exist yet). */
   #origin = "";
   /** Times the reader's connection dropped, and how many of those the feed was checked after. */
@@ -781,6 +784,18 @@ export class RedisRunSource implements RunEventSource {
     if (this.#listeners.size > 0) await this.#startId(this.#generation);
   }
 
+  /**
+   * How far the live reader is behind the feed (see `SourceLag`): 0 when its last read found
+   * the end of the feed; otherwise the time since the newest envelope it delivered was
+   * recorded (stream ids start with their time in ms). `undefined` while nobody subscribes.
+   */
+  lag(): SourceLag | undefined {
+    if (this.#listeners.size === 0 || this.#position === undefined) return undefined;
+    if (!this.#behind) return { ms: 0 };
+    const recorded = Number(this.#position.slice(0, this.#position.indexOf("-")));
+    return { ms: Number.isFinite(recorded) && recorded > 0 ? Math.max(0, Date.now() - recorded) : undefined };
+  }
+
   async #readLoop(generation: number, reader: Redis): Promise<void> {
     while (generation === this.#generation) {
       try {
@@ -802,12 +817,16 @@ export class RedisRunSource implements RunEventSource {
         // is how long a restart may take to be reported.)
         if (this.#interrupted) await this.#checkFeed();
         if (generation !== this.#generation) return;
-        for (const entry of entriesOf(reply)) {
+        const entries = entriesOf(reply);
+        for (const entry of entries) {
           this.#position = entry[0];
           const envelope = this.#envelopeOf(entry);
           if (envelope !== undefined) this.#deliver(envelope);
         }
+        // A short read found the end of the feed: caught up as of now.
+        this.#behind = entries.length >= this.#readCount;
       } catch (error) {
+        this.#behind = true;
         if (generation !== this.#generation) return;
         const message = error instanceof Error ? error.message : String(error);
         this.#report(
