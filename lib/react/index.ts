@@ -22,25 +22,28 @@ export const DEFAULT_MAX_EVENTS = 1_000;
 /** Options of {@link useRun}: those of `watchRun`, plus how many events to keep. */
 export type UseRunOptions = RunOptions & {
   /** Most events kept in `events`, the oldest dropped first. @default 1000 */
-  maxEvents?: number;
+  maxEvents?: number | undefined;
 };
 
-/** What {@link useRun} returns; the same object until something changes. */
-export interface RunView {
+/**
+ * What {@link useRun} returns; the same object until something changes. `State` and `Event`
+ * are the page's own types of run states and events, as with `watchRun`.
+ */
+export interface RunView<State extends RunState = RunState, Event extends RunEvent = RunEvent> {
   /** The run's state, merged from every state frame; `undefined` until the first arrives. */
-  readonly state: RunState | undefined;
+  readonly state: State | undefined;
   /** The run's events in order (its history first with `from: "start"`), at most `maxEvents`. */
-  readonly events: readonly RunEvent[];
+  readonly events: readonly Event[];
   /** The connection: `connecting`, `live`, `reconnecting` or `closed` (after `complete`, or refused). */
   readonly status: WatchStatus;
   /** The last error (an invalid frame, a failed or refused stream); cleared once live again. */
   readonly error: WatchError | undefined;
 }
 
-/** What {@link useRuns} returns; the same object until something changes. */
-export interface RunsView {
+/** What {@link useRuns} returns; the same object until something changes. `State` as in {@link RunView}. */
+export interface RunsView<State extends RunState = RunState> {
   /** The runs by id: active ones, plus those seen finishing. */
-  readonly runs: ReadonlyMap<string, RunState>;
+  readonly runs: ReadonlyMap<string, State>;
   readonly status: WatchStatus;
   readonly error: WatchError | undefined;
 }
@@ -75,8 +78,14 @@ function statusUpdate<View extends { status: WatchStatus; error: WatchError | un
  * component as frames arrive. Components passing the same `url` (and equal options) share one
  * connection. A new `url` moves the watch; `null` watches nothing. A URL function (to mint a
  * fresh stream token per connect) is compared by identity: keep it stable (`useCallback`).
+ *
+ * `State` and `Event` type `state` and `events` with the page's custom fields (e.g.
+ * `useRun<DeployState>(url)`), taken on trust as with `watchRun`'s type arguments.
  */
-export function useRun(url: RunUrl | null, options: UseRunOptions = {}): RunView {
+export function useRun<State extends RunState = RunState, Event extends RunEvent = RunEvent>(
+  url: RunUrl | null,
+  options: UseRunOptions = {},
+): RunView<State, Event> {
   const { maxEvents = DEFAULT_MAX_EVENTS, ...watchOptions } = options;
   const variant = variantOf(options);
   // Options are compared by value through `variant` (a new object each render must not reconnect).
@@ -115,14 +124,19 @@ export function useRun(url: RunUrl | null, options: UseRunOptions = {}): RunView
     [url, variant],
   );
   const view = (): RunView => (url === null ? IDLE_RUN : (runs.peek(url, variant) ?? INITIAL_RUN));
-  return useSyncExternalStore(subscribe, view, () => (url === null ? IDLE_RUN : INITIAL_RUN));
+  // The view holds what the watcher delivered: the page's types are its word for the custom fields.
+  return useSyncExternalStore(subscribe, view, () => (url === null ? IDLE_RUN : INITIAL_RUN)) as RunView<State, Event>;
 }
 
 /**
  * Watches the global stream: every run the server lets this page see (narrowed by the
  * options `watchAll` takes). Returns `{ runs, status, error }`; shared like {@link useRun}.
+ * `State` types the runs, as in {@link useRun}.
  */
-export function useRuns(url: AllUrl | null, options: AllOptions = {}): RunsView {
+export function useRuns<State extends RunState = RunState>(
+  url: AllUrl | null,
+  options: AllOptions = {},
+): RunsView<State> {
   const variant = variantOf(options);
   // Options are compared by value through `variant` (a new object each render must not reconnect).
   // biome-ignore lint/correctness/useExhaustiveDependencies: `variant` stands for the options' values
@@ -154,7 +168,7 @@ export function useRuns(url: AllUrl | null, options: AllOptions = {}): RunsView 
     [url, variant],
   );
   const view = (): RunsView => (url === null ? IDLE_RUNS : (alls.peek(url, variant) ?? INITIAL_RUNS));
-  return useSyncExternalStore(subscribe, view, () => (url === null ? IDLE_RUNS : INITIAL_RUNS));
+  return useSyncExternalStore(subscribe, view, () => (url === null ? IDLE_RUNS : INITIAL_RUNS)) as RunsView<State>;
 }
 
 export type { RunEvent, RunState, WatchError, WatchStatus } from "runcast/client";
