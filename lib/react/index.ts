@@ -7,20 +7,30 @@
  * @packageDocumentation
  */
 import { useCallback, useSyncExternalStore } from "react";
-import { type RunEvent, type RunState, type WatchError, type WatchStatus, watchAll, watchRun } from "runcast/client";
+import {
+  type AllRunsOptions,
+  type RunEvent,
+  type RunOptions,
+  type RunState,
+  type StreamUrl,
+  type WatchError,
+  type WatchStatus,
+  watchAll,
+  watchRun,
+} from "runcast/client";
 import { SharedWatchers, variantOf } from "./store";
-
-/** What `watchRun` takes as its URL, options; and what `watchAll` takes. */
-type RunUrl = Parameters<typeof watchRun>[0];
-type RunOptions = NonNullable<Parameters<typeof watchRun>[2]>;
-type AllUrl = Parameters<typeof watchAll>[0];
-type AllOptions = NonNullable<Parameters<typeof watchAll>[2]>;
 
 /** Default number of events {@link useRun} keeps (the newest). */
 export const DEFAULT_MAX_EVENTS = 1_000;
 
-/** Options of {@link useRun}: those of `watchRun`, plus how many events to keep. */
-export type UseRunOptions = RunOptions & {
+/**
+ * Options of {@link useRun}: those of `watchRun` (`schemas` included, which also type the
+ * view), plus how many events to keep.
+ */
+export type UseRunOptions<State extends RunState = RunState, Event extends RunEvent = RunEvent> = RunOptions<
+  State,
+  Event
+> & {
   /** Most events kept in `events`, the oldest dropped first. @default 1000 */
   maxEvents?: number | undefined;
 };
@@ -80,11 +90,12 @@ function statusUpdate<View extends { status: WatchStatus; error: WatchError | un
  * fresh stream token per connect) is compared by identity: keep it stable (`useCallback`).
  *
  * `State` and `Event` type `state` and `events` with the page's custom fields (e.g.
- * `useRun<DeployState>(url)`), taken on trust as with `watchRun`'s type arguments.
+ * `useRun<DeployState>(url)`, taken on trust as with `watchRun`'s type arguments), or follow
+ * from the page's schemas (`{ schemas: { state: DeployStateSchema } }`), which check them.
  */
 export function useRun<State extends RunState = RunState, Event extends RunEvent = RunEvent>(
-  url: RunUrl | null,
-  options: UseRunOptions = {},
+  url: StreamUrl | null,
+  options: UseRunOptions<State, Event> = {},
 ): RunView<State, Event> {
   const { maxEvents = DEFAULT_MAX_EVENTS, ...watchOptions } = options;
   const variant = variantOf(options);
@@ -131,11 +142,11 @@ export function useRun<State extends RunState = RunState, Event extends RunEvent
 /**
  * Watches the global stream: every run the server lets this page see (narrowed by the
  * options `watchAll` takes). Returns `{ runs, status, error }`; shared like {@link useRun}.
- * `State` types the runs, as in {@link useRun}.
+ * `State` and `Event` as in {@link useRun} (`Event` types `schemas.event`).
  */
-export function useRuns<State extends RunState = RunState>(
-  url: AllUrl | null,
-  options: AllOptions = {},
+export function useRuns<State extends RunState = RunState, Event extends RunEvent = RunEvent>(
+  url: StreamUrl | null,
+  options: AllRunsOptions<State, Event> = {},
 ): RunsView<State> {
   const variant = variantOf(options);
   // Options are compared by value through `variant` (a new object each render must not reconnect).
@@ -158,7 +169,8 @@ export function useRuns<State extends RunState = RunState>(
               onStatus: (status) => publish(statusUpdate<RunsView>(status)),
               onError: (error) => publish((view) => ({ ...view, error })),
             },
-            options,
+            // The view is typed by the page's types; the watcher underneath needs none of them.
+            options as AllRunsOptions,
           );
           return () => watcher.close();
         },
