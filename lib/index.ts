@@ -1,5 +1,6 @@
 export { RuncastError, type RuncastErrorCode } from "./errors";
 export {
+  type CustomStateFields,
   DEFAULT_HISTORY_SIZE,
   DEFAULT_MAX_FINISHED_RUNS,
   type EventInput,

@@ -1,7 +1,7 @@
 import { RuncastError } from "./errors";
 import { positiveInteger } from "./options";
 import { RunLog } from "./run-log";
-import { type Envelope, isTerminalStatus, type RunState } from "./schema";
+import { type Envelope, isTerminalStatus, type RunEvent, type RunState } from "./schema";
 import {
   compareEnvelopeIds,
   type LogGap,
@@ -39,29 +39,29 @@ export interface MemoryRunSourceOptions {
    * a `resync` and a fresh snapshot instead. Per-run streams resume from their run's log.
    * @default 10000
    */
-  historySize?: number;
+  historySize?: number | undefined;
   /**
    * How many envelopes each run's log keeps (its first `state`, events, states, `complete`):
    * the oldest of that run go first, so a busy run never pushes out another run's log.
    * @default 5000
    */
-  maxRunLogSize?: number;
+  maxRunLogSize?: number | undefined;
   /**
    * How many finished runs stay readable (state, log and `complete`) before the oldest is
    * forgotten whole. Active runs are never forgotten.
    * @default 1000
    */
-  maxFinishedRuns?: number;
+  maxFinishedRuns?: number | undefined;
   /**
    * When set, a finished run is also forgotten this many ms after its `complete`.
    * @default undefined (kept until `maxFinishedRuns` pushes it out)
    */
-  finishedRunTtlMs?: number;
+  finishedRunTtlMs?: number | undefined;
   /** Called when a subscriber throws; the writer call that announced the envelope still succeeds. */
-  onListenerError?: (error: unknown) => void;
+  onListenerError?: ((error: unknown) => void) | undefined;
 }
 
-export type { EventInput, RunCompletion, RunInit, RunPatch } from "./writer-input";
+export type { CustomStateFields, EventInput, RunCompletion, RunInit, RunPatch } from "./writer-input";
 
 interface RunRecord {
   state: RunState;
@@ -89,8 +89,16 @@ const MEMORY_ID = /^([1-9]\d{0,15})-([1-9]\d{0,15})$/;
  * bounded global history for resumes. A daemon writes through `createRun`, `recordEvent`, `updateRun` and `completeRun`;
  * `sseRouter` reads through the {@link RunEventSource} side. Every writer call validates its
  * input and throws a {@link RuncastError} without changing anything when it is wrong.
+ *
+ * `State` and `Event` are the host's own types of run states and events (see
+ * {@link RunEventSource}): `new MemoryRunSource<DeployState>()` types what `createRun` and
+ * `updateRun` take and what `getRun` and `snapshot` give, and rejects at compile time a field
+ * `DeployState` does not declare. They are taken on trust: the checks at run time cover the
+ * built-in fields only.
  */
-export class MemoryRunSource implements RunEventSource {
+export class MemoryRunSource<State extends RunState = RunState, Event extends RunEvent = RunEvent>
+  implements RunEventSource<State, Event>
+{
   readonly #runs = new Map<string, RunRecord>();
   /** Finished runs, oldest first, with when they finished, for eviction. */
   #finished: ({ runId: string; at: number } | undefined)[] = [];
@@ -122,7 +130,7 @@ export class MemoryRunSource implements RunEventSource {
   // ---- writer side -------------------------------------------------------------------
 
   /** Creates a run (status `pending` unless given) and announces its first `state` envelope. */
-  createRun(init: RunInit): RunState {
+  createRun(init: RunInit<State>): State {
     const badId = runIdProblem(init?.id);
     if (badId !== undefined) throw badId;
     this.#forgetExpired();
@@ -131,30 +139,33 @@ export class MemoryRunSource implements RunEventSource {
     const envelope = this.#record({ type: "state", runId: state.id, data: state });
     this.#runs.set(state.id, { state, log: new RunLog(this.#maxRunLogSize, { seq: this.#seq, envelope }) });
     this.#emit(envelope);
-    return state;
+    return state as State;
   }
 
   /** Records an event of an active run (`run_id` and `ts` filled in when absent) and announces it. */
-  recordEvent(runId: string, event: EventInput): Envelope {
+  recordEvent(runId: string, event: EventInput<Event>): Envelope<State, Event> {
     const record = this.#activeRun(runId);
-    return this.#announce(record, { type: "event", runId, data: orThrow(parseEvent(runId, event)) });
+    return this.#typed(
+      this.#announce(record, { type: "event", runId, data: orThrow(parseEvent(runId, event as EventInput)) }),
+    );
   }
 
   /** Merges `patch` into an active run's state and announces the new `state`. */
-  updateRun(runId: string, patch: RunPatch): RunState {
+  updateRun(runId: string, patch: RunPatch<State>): State {
     const record = this.#activeRun(runId);
-    const refused = patchProblem(runId, patch) ?? tagsProblem(runId, patch, record.state.tags);
+    const refused = patchProblem(runId, patch as RunPatch) ?? tagsProblem(runId, patch as RunPatch, record.state.tags);
     if (refused !== undefined) throw refused;
     const state = orThrow(parseState({ ...record.state, ...patch, id: runId }, false));
     record.state = state;
     this.#announce(record, { type: "state", runId, data: state });
-    return state;
+    return state as State;
   }
 
   /** Ends an active run with a terminal status and announces its `complete` envelope. */
-  completeRun(runId: string, final: RunCompletion): Envelope {
+  completeRun(runId: string, final: RunCompletion<State>): Envelope<State, Event> {
     const record = this.#activeRun(runId);
-    const refused = completionProblem(final) ?? tagsProblem(runId, final, record.state.tags);
+    const refused =
+      completionProblem(final as RunCompletion) ?? tagsProblem(runId, final as RunCompletion, record.state.tags);
     if (refused !== undefined) throw refused;
     const state = orThrow(parseState({ ...record.state, ...final, id: runId }, true));
     const envelope = this.#record({ type: "complete", runId, data: state });
@@ -164,35 +175,40 @@ export class MemoryRunSource implements RunEventSource {
     this.#finished.push({ runId, at: Date.now() });
     while (this.#finished.length - this.#finishedHead > this.#maxFinishedRuns) this.#forgetOldest();
     this.#emit(envelope);
-    return envelope;
+    return this.#typed(envelope);
   }
 
   // ---- reader side (RunEventSource) -----------------------------------------------------
 
-  getRun(runId: string): RunState | undefined {
-    return this.#run(runId)?.state;
+  getRun(runId: string): State | undefined {
+    return this.#run(runId)?.state as State | undefined;
   }
 
-  listRuns(): RunState[] {
+  listRuns(): State[] {
     this.#forgetExpired();
-    const active: RunState[] = [];
-    for (const { state } of this.#runs.values()) if (!isTerminalStatus(state.status)) active.push(state);
+    const active: State[] = [];
+    for (const { state } of this.#runs.values()) if (!isTerminalStatus(state.status)) active.push(state as State);
     return active;
   }
 
   /** States with their cursor: the global history's newest id, or for one run its log's newest id. */
-  snapshot(runId?: string): RunSnapshot | undefined {
+  snapshot(runId?: string): RunSnapshot<State> | undefined {
     if (runId === undefined) return { states: this.listRuns(), cursor: this.lastId };
     const record = this.#run(runId);
-    return record === undefined ? undefined : { states: [record.state], cursor: this.#id(record.log.lastSeq) };
+    return record === undefined ? undefined : { states: [record.state as State], cursor: this.#id(record.log.lastSeq) };
   }
 
-  getCompletion(runId: string): Envelope | undefined {
-    return this.#run(runId)?.completion;
+  getCompletion(runId: string): Envelope<State, Event> | undefined {
+    const completion = this.#run(runId)?.completion;
+    return completion === undefined ? undefined : this.#typed(completion);
   }
 
   /** A page of one run's log or of the global history (see {@link RunEventSource.readLog}). */
-  readLog(query: LogQuery): LogPage | LogGap | undefined {
+  readLog(query: LogQuery): LogPage<State, Event> | LogGap | undefined {
+    return this.#readLog(query) as LogPage<State, Event> | LogGap | undefined;
+  }
+
+  #readLog(query: LogQuery): LogPage | LogGap | undefined {
     const limit = Math.max(1, Math.floor(query.limit));
     if (query.runId === undefined) return this.#readHistory(query.after, limit);
     const record = this.#run(query.runId);
@@ -209,10 +225,12 @@ export class MemoryRunSource implements RunEventSource {
     return !log.complete && seq >= log.firstSeq && seq < log.oldestSeq ? { gap: "trimmed" } : { gap: "unknown_id" };
   }
 
-  subscribe(listener: (envelope: Envelope) => void): () => void {
-    this.#listeners.add(listener);
+  subscribe(listener: (envelope: Envelope<State, Event>) => void): () => void {
+    // Every envelope announced was built from the writer calls' input, typed by `State` and `Event`.
+    const untyped = listener as (envelope: Envelope) => void;
+    this.#listeners.add(untyped);
     return () => {
-      this.#listeners.delete(listener);
+      this.#listeners.delete(untyped);
     };
   }
 
@@ -221,8 +239,8 @@ export class MemoryRunSource implements RunEventSource {
    * global history) in one array, or `null` when the log cannot serve it. runcast itself
    * reads {@link readLog} in pages; this stays for callers of the older contract.
    */
-  replay(afterId: string, runId?: string): Envelope[] | null {
-    const out: Envelope[] = [];
+  replay(afterId: string, runId?: string): Envelope<State, Event>[] | null {
+    const out: Envelope<State, Event>[] = [];
     let after = afterId;
     for (;;) {
       const page = this.readLog({ runId, after, limit: 1024 });
@@ -297,6 +315,14 @@ export class MemoryRunSource implements RunEventSource {
       throw new RuncastError("run_finished", `run ${runId} is already ${record.state.status}`);
     }
     return record;
+  }
+
+  /**
+   * An envelope as the host's types: the store keeps what the writer calls validated, whose
+   * custom fields came typed by `State` and `Event`.
+   */
+  #typed(envelope: Envelope): Envelope<State, Event> {
+    return envelope as Envelope<State, Event>;
   }
 
   #id(seq: number): string {

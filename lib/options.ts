@@ -11,7 +11,7 @@ export type ErrorPhase = "envelope" | "replay" | "snapshot" | "source" | "author
 export interface ErrorContext {
   phase: ErrorPhase;
   /** The run concerned, when there is one. */
-  runId?: string;
+  runId?: string | undefined;
   /** The rejected value, for `envelope` and `replay` errors. */
   envelope?: unknown;
 }
@@ -23,28 +23,28 @@ export interface SseRouterOptions {
    * mounted at a path that already ends with it (`app.use("/api", guard, sse.runs)`) does not
    * expect it again. @default "/api"
    */
-  basePath?: string;
+  basePath?: string | undefined;
   /**
    * Interval of the heartbeat sent to every client, in ms: a comment line, or a `heartbeat`
    * frame for streams requested with `?heartbeat=event`. @default 30000
    */
-  heartbeatMs?: number;
+  heartbeatMs?: number | undefined;
   /**
    * Reconnect delay suggested to clients (`retry:`) when a stream opens, in ms. Each
    * connection gets its own value, drawn uniformly from [0.5 × retryMs, 1.5 × retryMs], so
    * clients ended together do not reconnect together. @default 3000
    */
-  retryMs?: number;
+  retryMs?: number | undefined;
   /**
    * Ends each stream after a jittered while, drawn per stream uniformly from
    * [0.75 × maxStreamMs, maxStreamMs], in ms; its client resumes exactly (`Last-Event-ID`),
    * possibly on another process: rebalances clients behind a load balancer. @default undefined (streams last)
    */
-  maxStreamMs?: number;
+  maxStreamMs?: number | undefined;
   /** A client whose unsent backlog passes this many bytes is disconnected (it reconnects and replays). @default 1048576 */
-  maxBufferedBytes?: number;
+  maxBufferedBytes?: number | undefined;
   /** Most clients, both streams together; more are refused with 503 `too_many_clients`. @default Infinity */
-  maxClients?: number;
+  maxClients?: number | undefined;
   /**
    * How long `authorize` may take, and then how long the source reads that start a stream
    * (`getRun`, `snapshot`, `listRuns`, `replay`, `getCompletion`) may take together, in ms.
@@ -54,7 +54,7 @@ export interface SseRouterOptions {
    * (phase `replay`) and the client resumes. `Infinity` waits as long as it takes.
    * @default 10000
    */
-  sourceTimeoutMs?: number;
+  sourceTimeoutMs?: number | undefined;
   /**
    * Decides whether a request may open a stream: `runId` is the run, or `null` for the global
    * stream. Answer (or resolve) `true` to allow it, `false` to refuse with 403 `forbidden`, or
@@ -63,7 +63,9 @@ export interface SseRouterOptions {
    * token, if any; a throw or an invalid scope is a 500.
    * @default undefined (every request is allowed)
    */
-  authorize?: (req: Request, runId: string | null) => boolean | StreamScope | Promise<boolean | StreamScope>;
+  authorize?:
+    | ((req: Request, runId: string | null) => boolean | StreamScope | Promise<boolean | StreamScope>)
+    | undefined;
   /**
    * Stream tokens (see `createStreamToken`): when set, every stream request must carry a valid
    * token, as `?token=` or `Authorization: Bearer`, else 401 `invalid_token`/`token_expired`;
@@ -71,7 +73,7 @@ export interface SseRouterOptions {
    * must be at least 32 bytes.
    * @default undefined (no tokens)
    */
-  tokens?: StreamTokenOptions;
+  tokens?: StreamTokenOptions | undefined;
   /**
    * Told of every problem that is not the client's: invalid envelopes (which are dropped),
    * source failures, `authorize` throwing, a source's word that live delivery lost continuity
@@ -79,15 +81,18 @@ export interface SseRouterOptions {
    * while frames are delivered (`delivery`: the one client concerned is disconnected), and a
    * stream that failed to end on `close()` (`close`). Defaults to `console.error`.
    */
-  onError?: (error: unknown, context: ErrorContext) => void;
+  onError?: ((error: unknown, context: ErrorContext) => void) | undefined;
 }
 
 /** Options with their defaults applied. */
-export type ResolvedOptions = Required<Omit<SseRouterOptions, "authorize" | "tokens" | "maxStreamMs">> &
-  Pick<SseRouterOptions, "authorize" | "maxStreamMs"> & {
-    /** The token secret's bytes, when tokens are on. */
-    tokenKey: Uint8Array | undefined;
-  };
+export type ResolvedOptions = {
+  [K in Exclude<keyof SseRouterOptions, "authorize" | "tokens" | "maxStreamMs">]-?: NonNullable<SseRouterOptions[K]>;
+} & {
+  authorize: SseRouterOptions["authorize"];
+  maxStreamMs: SseRouterOptions["maxStreamMs"];
+  /** The token secret's bytes, when tokens are on. */
+  tokenKey: Uint8Array | undefined;
+};
 
 /** Option defaults. */
 export const DEFAULTS = {
@@ -165,7 +170,7 @@ export interface CloseOptions {
    * ends at a random moment of its own share of the window, so its client's reconnect (to this
    * deployment's other processes) is spread as well. 0 ends them all now. @default 0
    */
-  drainMs?: number;
+  drainMs?: number | undefined;
 }
 
 /** `close()`'s `drainMs` checked: a non-negative whole number of ms, else `invalid_option`. */

@@ -14,7 +14,15 @@ import {
 } from "./options";
 import { awaitTurn } from "./pipelining";
 import { RunTags } from "./run-tags";
-import { describeIssues, type Envelope, EnvelopeSchema, EVENT_TYPE_PATTERN, isValidRunId } from "./schema";
+import {
+  describeIssues,
+  type Envelope,
+  EnvelopeSchema,
+  EVENT_TYPE_PATTERN,
+  isValidRunId,
+  type RunEvent,
+  type RunState,
+} from "./schema";
 import { compareEnvelopeIds, type LiveGap, type RunEventSource, type SourceLag } from "./source";
 import {
   type LogReader,
@@ -71,8 +79,11 @@ export interface SseRouterStats {
   sourceLag?: SourceLag;
 }
 
-/** What `sseRouter` returns: an Express router serving both streams, plus control of them. */
-export interface SseRouter extends Router {
+/**
+ * What `sseRouter` returns: an Express router serving both streams, plus control of them.
+ * `State` and `Event` are the source's types of run states and events (see `RunEventSource`).
+ */
+export interface SseRouter<State extends RunState = RunState, Event extends RunEvent = RunEvent> extends Router {
   /** The per-run stream alone (`{basePath}/runs/:id/stream`), to mount or guard separately. */
   readonly runs: Router;
   /** The global stream alone (`{basePath}/stream`), to mount or guard separately. */
@@ -80,13 +91,13 @@ export interface SseRouter extends Router {
   /** Clients on one run's stream; with no argument, every client of both streams. */
   clientCount(runId?: string): number;
   /** Pushes an envelope as if the source had announced it (its run's watchers and the global stream). Throws `invalid_envelope`. */
-  broadcast(envelope: Envelope): void;
+  broadcast(envelope: Envelope<State, Event>): void;
   /**
    * Pushes an envelope to every connected client of both streams, whatever its scope or
    * filters: the one way to reach clients outside a run's scope (announcements). Throws
    * `invalid_envelope`.
    */
-  broadcastAll(envelope: Envelope): void;
+  broadcastAll(envelope: Envelope<State, Event>): void;
   /** Counters since the router was created. */
   stats(): SseRouterStats;
   /**
@@ -642,10 +653,16 @@ class Streams {
  * Turns a run event source into Server-Sent Events: `GET {basePath}/runs/:id/stream` streams
  * one run, `GET {basePath}/stream` every run. Mount it with `app.use(sseRouter(source))`.
  *
+ * The router takes its types of run states and events from the source (`State`, `Event`; the
+ * built-in `RunState` and `RunEvent` by default), for `broadcast` and `broadcastAll`.
+ *
  * @param source - The daemon's event source adapter, e.g. a {@link MemoryRunSource}.
  * @param options - See {@link SseRouterOptions}; checked now, throwing `invalid_option`.
  */
-export function sseRouter(source: RunEventSource, options?: SseRouterOptions): SseRouter {
+export function sseRouter<State extends RunState = RunState, Event extends RunEvent = RunEvent>(
+  source: RunEventSource<State, Event>,
+  options?: SseRouterOptions,
+): SseRouter<State, Event> {
   const streams = new Streams(source, resolveOptions(options));
   const { basePath } = streams.options;
   const runPath = /^\/runs\/([^/]+)\/stream\/?$/;
@@ -711,5 +728,5 @@ export function sseRouter(source: RunEventSource, options?: SseRouterOptions): S
       }
       return streams.close(drainMs);
     },
-  }) as SseRouter;
+  }) as SseRouter<State, Event>;
 }

@@ -154,8 +154,17 @@ export const EnvelopeSchema = z
     }
   });
 
-/** An envelope (see {@link EnvelopeSchema}). */
-export type Envelope = z.infer<typeof EnvelopeSchema>;
+/**
+ * An envelope (see {@link EnvelopeSchema}). `State` and `Event` are the host's own types of
+ * run states and events, with its custom fields (e.g. `interface DeployState extends RunState
+ * { units: string[] }`); by default the built-in {@link RunState} and {@link RunEvent}, whose
+ * custom fields are `unknown`.
+ */
+export type Envelope<State extends RunState = RunState, Event extends RunEvent = RunEvent> =
+  | { type: "event"; runId: string; id?: string | undefined; data: Event }
+  | { type: "state"; runId: string; id?: string | undefined; data: State }
+  | { type: "complete"; runId: string; id?: string | undefined; data: State };
+
 /** The three envelope types. */
 export type EnvelopeType = Envelope["type"];
 

@@ -1,4 +1,4 @@
-import type { Envelope, RunState } from "./schema";
+import type { Envelope, RunEvent, RunState } from "./schema";
 
 /** A value, or a promise of it: adapters may answer synchronously or not. */
 export type MaybePromise<T> = T | Promise<T>;
@@ -7,11 +7,11 @@ export type MaybePromise<T> = T | Promise<T>;
  * A consistent view of one run or of all active runs, together with its cursor: the id of
  * the newest envelope the states already reflect, read atomically with them.
  */
-export interface RunSnapshot {
+export interface RunSnapshot<State extends RunState = RunState> {
   /** One run's state (per-run snapshot), or every active run's (global snapshot). */
-  states: RunState[];
+  states: State[];
   /** Id of the newest envelope already reflected in `states`; absent when nothing was recorded yet. */
-  cursor?: string;
+  cursor?: string | undefined;
 }
 
 /**
@@ -25,23 +25,23 @@ export type ResyncReason = "trimmed" | "unknown_id";
 /** What {@link RunEventSource.readLog} is asked for. */
 export interface LogQuery {
   /** One run's log; absent for the global history (every run's envelopes in id order). */
-  runId?: string;
+  runId?: string | undefined;
   /**
    * Read after this envelope id. Absent: from the log's beginning, which for a run is its
    * first `state`; a run log that no longer starts there answers `{ gap: "trimmed" }`.
    */
-  after?: string;
+  after?: string | undefined;
   /** The most envelopes to return (at least 1). */
   limit: number;
 }
 
 /** A page of a log: the envelopes after the query's position, oldest first, each with its id. */
-export interface LogPage {
+export interface LogPage<State extends RunState = RunState, Event extends RunEvent = RunEvent> {
   /**
    * At most `limit` envelopes. Fewer than `limit` means the log held no more when it was
    * read; exactly `limit`, that the reader should ask again after the last one.
    */
-  envelopes: Envelope[];
+  envelopes: Envelope<State, Event>[];
 }
 
 /** The log cannot serve the query exactly (see {@link ResyncReason}). */
@@ -58,7 +58,7 @@ export interface LogGap {
 export interface LiveGap {
   reason: "trimmed" | "history_lost";
   /** The one run concerned; absent when it concerns every run. */
-  runId?: string;
+  runId?: string | undefined;
   /** What happened, for the host's logs. */
   message: string;
 }
@@ -79,27 +79,34 @@ export interface SourceLag {
  * The event source adapter: what runcast needs from a job daemon. Implement it over your
  * own store, or use the bundled {@link MemoryRunSource} (in-process) or `RedisRunSource`
  * (`runcast/redis`, several processes).
+ *
+ * `State` and `Event` are the host's own types of run states and events, with its custom
+ * fields (see `Envelope`); the built-in `RunState` and `RunEvent` by default. runcast takes
+ * them on trust: its checks cover the built-in fields, and extra fields pass through.
  */
-export interface RunEventSource {
+export interface RunEventSource<State extends RunState = RunState, Event extends RunEvent = RunEvent> {
   /** The run's current state, or `undefined` when the run is unknown. */
-  getRun(runId: string): MaybePromise<RunState | undefined>;
+  getRun(runId: string): MaybePromise<State | undefined>;
   /** The active (non-terminal) runs, announced on the global stream when a client connects. */
-  listRuns(): MaybePromise<RunState[]>;
+  listRuns(): MaybePromise<State[]>;
   /**
    * Starts delivering live envelopes, in id order, to `listener`. Returns the function that
    * stops it. runcast subscribes once per router, whatever its number of clients. A source
    * that can lose continuity (a networked one) calls `onGap` when it did (see {@link LiveGap}).
    */
-  subscribe(listener: (envelope: Envelope) => void, onGap?: (gap: LiveGap) => void): () => void;
+  subscribe(listener: (envelope: Envelope<State, Event>) => void, onGap?: (gap: LiveGap) => void): () => void;
   /**
    * The envelopes after `afterId`, oldest first: of one run when `runId` is given, of all
    * runs otherwise. Answers `null` when the history no longer reaches back to `afterId` or
    * does not know it; runcast then sends a `resync` and a fresh snapshot instead. Used for
    * resumes only when the source has no `readLog`, which serves them in pages.
    */
-  replay?(afterId: string, runId?: string): AsyncIterable<Envelope> | MaybePromise<Envelope[] | null>;
+  replay?(
+    afterId: string,
+    runId?: string,
+  ): AsyncIterable<Envelope<State, Event>> | MaybePromise<Envelope<State, Event>[] | null>;
   /** A finished run's `complete` envelope, id included; `undefined` while the run is active or unknown. */
-  getCompletion?(runId: string): MaybePromise<Envelope | undefined>;
+  getCompletion?(runId: string): MaybePromise<Envelope<State, Event> | undefined>;
   /**
    * States and their cursor, read atomically: one run's (`undefined` when unknown) or, with
    * no `runId`, every active run's. One run's cursor is the id of that run's newest envelope
@@ -108,7 +115,7 @@ export interface RunEventSource {
    * snapshot frames with no id, so it cannot tell which live envelopes a snapshot already
    * reflects.
    */
-  snapshot?(runId?: string): MaybePromise<RunSnapshot | undefined>;
+  snapshot?(runId?: string): MaybePromise<RunSnapshot<State> | undefined>;
   /**
    * Reads a log one page at a time: one run's (`runId`) or the global history, after an
    * envelope id or (for a run) from its first envelope. runcast uses it for `?from=start`,
@@ -122,7 +129,7 @@ export interface RunEventSource {
    * Without it runcast falls back to `replay` for resumes, and answers `?from=start` with a
    * `resync` and a snapshot.
    */
-  readLog?(query: LogQuery): MaybePromise<LogPage | LogGap | undefined>;
+  readLog?(query: LogQuery): MaybePromise<LogPage<State, Event> | LogGap | undefined>;
   /**
    * Orders two envelope ids (negative, zero, positive). Defaults to {@link compareEnvelopeIds},
    * which understands decimal counters and `<ms>-<seq>` ids such as Redis stream ids.

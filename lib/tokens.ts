@@ -19,9 +19,9 @@ const ALGORITHM = "HS256";
 /** What {@link createStreamToken} puts in a token. */
 export interface StreamTokenClaims {
   /** The token's holder sees runs carrying any of these tags. */
-  tags?: readonly string[];
+  tags?: readonly string[] | undefined;
   /** ...and these runs. With neither `tags` nor `runs`, the token is unscoped (every run). */
-  runs?: readonly string[];
+  runs?: readonly string[] | undefined;
   /**
    * How long the token is valid: seconds (a number), or a duration such as `"15m"`, `"1h"`,
    * `"30 seconds"`. Keep it short: a stream ends when its token expires, and the client

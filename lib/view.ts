@@ -7,9 +7,9 @@ import { isValidRunId, isValidTag } from "./schema";
  */
 export interface StreamScope {
   /** Runs carrying any of these tags are in scope. */
-  tags?: readonly string[];
+  tags?: readonly string[] | undefined;
   /** These runs are in scope. */
-  runs?: readonly string[];
+  runs?: readonly string[] | undefined;
 }
 
 /** The most entries `?tags=` and `?runs=` may list, and a scope may hold per list. */

@@ -15,30 +15,11 @@ import {
   RunEventSchema,
   type RunState,
   RunStateSchema,
-  type TerminalStatus,
 } from "./schema";
 
-/** What `createRun` takes: an id, and any initial fields. */
-export type RunInit = {
-  id: string;
-  /** Up to 32 tags, fixed for the run's life (see `RunStateSchema`). */
-  tags?: string[];
-  status?: "pending" | "running";
-  completed_units?: number;
-  total_units?: number;
-} & Record<string, unknown>;
-/** What `recordEvent` takes: `run_id` and `ts` are filled in when missing. */
-export type EventInput = { type: string; unit?: string; ts?: string; run_id?: string } & Record<string, unknown>;
-/** What `updateRun` takes: any fields but `id`; a status, if given, must not be terminal. */
-export type RunPatch = { status?: "pending" | "running"; completed_units?: number; total_units?: number } & Record<
-  string,
-  unknown
->;
-/** What `completeRun` takes: the terminal status and any final fields. */
-export type RunCompletion = { status: TerminalStatus; completed_units?: number; total_units?: number } & Record<
-  string,
-  unknown
->;
+import type { EventInput, RunCompletion, RunPatch } from "./writer-types";
+
+export type { CustomStateFields, EventInput, RunCompletion, RunInit, RunPatch } from "./writer-types";
 
 /** `invalid_run_id` for an id `createRun` cannot take. */
 export function runIdProblem(id: unknown): RuncastError | undefined {

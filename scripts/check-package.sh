@@ -179,4 +179,47 @@ node token.cjs
 node --no-experimental-require-module token.cjs
 node entries.cjs
 node browser.mjs
+
+# Typed custom fields against the built declarations, under TypeScript's classic CommonJS
+# resolution and exactOptionalPropertyTypes. Each @ts-expect-error must meet an error.
+mkdir typed-fields
+cat > typed-fields/tsconfig.json <<'JSON'
+{
+  "compilerOptions": {
+    "module": "commonjs",
+    "moduleResolution": "node10",
+    "target": "es2022",
+    "lib": ["es2022", "dom"],
+    "strict": true,
+    "exactOptionalPropertyTypes": true,
+    "noEmit": true,
+    "skipLibCheck": true,
+    "esModuleInterop": true,
+    "types": []
+  },
+  "files": ["daemon.ts"]
+}
+JSON
+cat > typed-fields/daemon.ts <<'TS'
+import { MemoryRunSource, type RunState, type SseRouter, sseRouter } from "runcast";
+import { RedisRunSource } from "runcast/redis";
+interface DeployState extends RunState { units: string[] }
+async function onRedis(): Promise<string[]> {
+  const redis = new RedisRunSource<DeployState>({ prefix: undefined });
+  // @ts-expect-error: total_unit is not a field (total_units is)
+  await redis.completeRun("r", { status: "completed", total_unit: 1 });
+  return (await redis.createRun({ id: "r2", units: [] })).units;
+}
+const source = new MemoryRunSource<DeployState>({ historySize: undefined });
+const created: DeployState = source.createRun({ id: "r", units: ["api"] });
+// @ts-expect-error: complete_units is not a field (completed_units is)
+source.updateRun("r", { complete_units: 1 });
+const units: string[] | undefined = source.getRun("r")?.units;
+const router: SseRouter<DeployState> = sseRouter(source, { heartbeatMs: undefined });
+// @ts-expect-error: with the built-in types an extra field is unknown
+const loose: string[] | undefined = new MemoryRunSource().getRun("r")?.units;
+export { created, loose, onRedis, router, units };
+TS
+"$repo/node_modules/.bin/tsc" -p typed-fields
+echo "types: typed custom fields compile under module commonjs, moduleResolution node10, exactOptionalPropertyTypes"
 echo "package checks passed"

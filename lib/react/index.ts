@@ -7,40 +7,53 @@
  * @packageDocumentation
  */
 import { useCallback, useSyncExternalStore } from "react";
-import { type RunEvent, type RunState, type WatchError, type WatchStatus, watchAll, watchRun } from "runcast/client";
+import {
+  type AllRunsOptions,
+  type RunEvent,
+  type RunOptions,
+  type RunState,
+  type StreamUrl,
+  type WatchError,
+  type WatchStatus,
+  watchAll,
+  watchRun,
+} from "runcast/client";
 import { SharedWatchers, variantOf } from "./store";
-
-/** What `watchRun` takes as its URL, options; and what `watchAll` takes. */
-type RunUrl = Parameters<typeof watchRun>[0];
-type RunOptions = NonNullable<Parameters<typeof watchRun>[2]>;
-type AllUrl = Parameters<typeof watchAll>[0];
-type AllOptions = NonNullable<Parameters<typeof watchAll>[2]>;
 
 /** Default number of events {@link useRun} keeps (the newest). */
 export const DEFAULT_MAX_EVENTS = 1_000;
 
-/** Options of {@link useRun}: those of `watchRun`, plus how many events to keep. */
-export type UseRunOptions = RunOptions & {
+/**
+ * Options of {@link useRun}: those of `watchRun` (`schemas` included, which also type the
+ * view), plus how many events to keep.
+ */
+export type UseRunOptions<State extends RunState = RunState, Event extends RunEvent = RunEvent> = RunOptions<
+  State,
+  Event
+> & {
   /** Most events kept in `events`, the oldest dropped first. @default 1000 */
-  maxEvents?: number;
+  maxEvents?: number | undefined;
 };
 
-/** What {@link useRun} returns; the same object until something changes. */
-export interface RunView {
+/**
+ * What {@link useRun} returns; the same object until something changes. `State` and `Event`
+ * are the page's own types of run states and events, as with `watchRun`.
+ */
+export interface RunView<State extends RunState = RunState, Event extends RunEvent = RunEvent> {
   /** The run's state, merged from every state frame; `undefined` until the first arrives. */
-  readonly state: RunState | undefined;
+  readonly state: State | undefined;
   /** The run's events in order (its history first with `from: "start"`), at most `maxEvents`. */
-  readonly events: readonly RunEvent[];
+  readonly events: readonly Event[];
   /** The connection: `connecting`, `live`, `reconnecting` or `closed` (after `complete`, or refused). */
   readonly status: WatchStatus;
   /** The last error (an invalid frame, a failed or refused stream); cleared once live again. */
   readonly error: WatchError | undefined;
 }
 
-/** What {@link useRuns} returns; the same object until something changes. */
-export interface RunsView {
+/** What {@link useRuns} returns; the same object until something changes. `State` as in {@link RunView}. */
+export interface RunsView<State extends RunState = RunState> {
   /** The runs by id: active ones, plus those seen finishing. */
-  readonly runs: ReadonlyMap<string, RunState>;
+  readonly runs: ReadonlyMap<string, State>;
   readonly status: WatchStatus;
   readonly error: WatchError | undefined;
 }
@@ -75,8 +88,15 @@ function statusUpdate<View extends { status: WatchStatus; error: WatchError | un
  * component as frames arrive. Components passing the same `url` (and equal options) share one
  * connection. A new `url` moves the watch; `null` watches nothing. A URL function (to mint a
  * fresh stream token per connect) is compared by identity: keep it stable (`useCallback`).
+ *
+ * `State` and `Event` type `state` and `events` with the page's custom fields (e.g.
+ * `useRun<DeployState>(url)`, taken on trust as with `watchRun`'s type arguments), or follow
+ * from the page's schemas (`{ schemas: { state: DeployStateSchema } }`), which check them.
  */
-export function useRun(url: RunUrl | null, options: UseRunOptions = {}): RunView {
+export function useRun<State extends RunState = RunState, Event extends RunEvent = RunEvent>(
+  url: StreamUrl | null,
+  options: UseRunOptions<State, Event> = {},
+): RunView<State, Event> {
   const { maxEvents = DEFAULT_MAX_EVENTS, ...watchOptions } = options;
   const variant = variantOf(options);
   // Options are compared by value through `variant` (a new object each render must not reconnect).
@@ -115,14 +135,19 @@ export function useRun(url: RunUrl | null, options: UseRunOptions = {}): RunView
     [url, variant],
   );
   const view = (): RunView => (url === null ? IDLE_RUN : (runs.peek(url, variant) ?? INITIAL_RUN));
-  return useSyncExternalStore(subscribe, view, () => (url === null ? IDLE_RUN : INITIAL_RUN));
+  // The view holds what the watcher delivered: the page's types are its word for the custom fields.
+  return useSyncExternalStore(subscribe, view, () => (url === null ? IDLE_RUN : INITIAL_RUN)) as RunView<State, Event>;
 }
 
 /**
  * Watches the global stream: every run the server lets this page see (narrowed by the
  * options `watchAll` takes). Returns `{ runs, status, error }`; shared like {@link useRun}.
+ * `State` and `Event` as in {@link useRun} (`Event` types `schemas.event`).
  */
-export function useRuns(url: AllUrl | null, options: AllOptions = {}): RunsView {
+export function useRuns<State extends RunState = RunState, Event extends RunEvent = RunEvent>(
+  url: StreamUrl | null,
+  options: AllRunsOptions<State, Event> = {},
+): RunsView<State> {
   const variant = variantOf(options);
   // Options are compared by value through `variant` (a new object each render must not reconnect).
   // biome-ignore lint/correctness/useExhaustiveDependencies: `variant` stands for the options' values
@@ -144,7 +169,8 @@ export function useRuns(url: AllUrl | null, options: AllOptions = {}): RunsView 
               onStatus: (status) => publish(statusUpdate<RunsView>(status)),
               onError: (error) => publish((view) => ({ ...view, error })),
             },
-            options,
+            // The view is typed by the page's types; the watcher underneath needs none of them.
+            options as AllRunsOptions,
           );
           return () => watcher.close();
         },
@@ -154,7 +180,7 @@ export function useRuns(url: AllUrl | null, options: AllOptions = {}): RunsView 
     [url, variant],
   );
   const view = (): RunsView => (url === null ? IDLE_RUNS : (alls.peek(url, variant) ?? INITIAL_RUNS));
-  return useSyncExternalStore(subscribe, view, () => (url === null ? IDLE_RUNS : INITIAL_RUNS));
+  return useSyncExternalStore(subscribe, view, () => (url === null ? IDLE_RUNS : INITIAL_RUNS)) as RunsView<State>;
 }
 
 export type { RunEvent, RunState, WatchError, WatchStatus } from "runcast/client";

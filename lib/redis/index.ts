@@ -34,7 +34,7 @@ import { installScripts, type ScriptName, type ScriptRunner } from "./scripts";
 import { isCanonicalStreamId } from "./stream-ids";
 
 export { RuncastError, type RuncastErrorCode } from "../errors";
-export type { EventInput, RunCompletion, RunInit, RunPatch } from "../writer-input";
+export type { CustomStateFields, EventInput, RunCompletion, RunInit, RunPatch } from "../writer-input";
 
 /** Default Redis address. */
 export const DEFAULT_REDIS_URL = "redis://127.0.0.1:6379";
@@ -84,7 +84,7 @@ export type RedisErrorPhase =
 export interface RedisErrorContext {
   phase: RedisErrorPhase;
   /** Which of the source's connections: `commands` (writes and reads) or `reader` (the blocking live reader). */
-  connection?: "commands" | "reader";
+  connection?: "commands" | "reader" | undefined;
 }
 
 /** Options of {@link RedisRunSource}. */
@@ -94,12 +94,12 @@ export interface RedisRunSourceOptions {
    * Ignored when `redis` is given.
    * @default "redis://127.0.0.1:6379"
    */
-  url?: string;
+  url?: string | undefined;
   /**
    * An ioredis client to copy the connection settings from: the source `duplicate()`s it for
    * its own connections and never closes it.
    */
-  redis?: Redis;
+  redis?: Redis | undefined;
   /**
    * Prefix of every key, so several deployments share one Redis: `<prefix>:log`,
    * `<prefix>:run:{<id>}`, ... (1 to 128 printable characters without spaces or braces: a brace
@@ -107,51 +107,51 @@ export interface RedisRunSourceOptions {
    * keys start with that (keep braces out of it too), then this.
    * @default "runcast"
    */
-  prefix?: string;
+  prefix?: string | undefined;
   /**
    * How many envelopes (of all runs together) the global feed keeps, for resumes of the
    * global stream. Trimming is approximate (`MAXLEN ~`): Redis drops whole nodes, so a few
    * more may stay. Per-run streams resume from their run's log instead (`maxRunLogSize`).
    * @default 10000
    */
-  historySize?: number;
+  historySize?: number | undefined;
   /**
    * How many envelopes each run's log keeps (its oldest go first; trimmed exactly, `MAXLEN`),
    * while the run is active and, once finished, for as long as the run is remembered. A busy
    * run never pushes another run's envelopes out.
    * @default 5000
    */
-  maxRunLogSize?: number;
+  maxRunLogSize?: number | undefined;
   /**
    * How many finished runs stay readable (state, log and `complete` envelope) before the
    * oldest is forgotten whole. Active runs are never forgotten.
    * @default 1000
    */
-  maxFinishedRuns?: number;
+  maxFinishedRuns?: number | undefined;
   /**
    * When set, a finished run is also forgotten this long (ms) after its `complete`: both its
    * keys get this TTL (`PEXPIRE`). Unset, finished runs stay until `maxFinishedRuns` pushes
    * them out.
    * @default undefined (no expiry)
    */
-  finishedRunTtlMs?: number;
+  finishedRunTtlMs?: number | undefined;
   /**
    * How long, in ms, each write's outcome stays in Redis under its write id, so a command
    * ioredis sends again after losing its reply returns the first outcome instead of
    * recording twice. Keep it above the longest outage your ioredis settings wait through.
    * @default 300000
    */
-  resendWindowMs?: number;
+  resendWindowMs?: number | undefined;
   /**
    * Most entries the live reader takes per `XREAD`.
    * @default 100
    */
-  readCount?: number;
+  readCount?: number | undefined;
   /**
    * How long, in ms, one `XREAD` of the live reader blocks waiting for entries.
    * @default 5000
    */
-  blockMs?: number;
+  blockMs?: number | undefined;
   /**
    * How long, in ms, a command may wait for Redis's answer on a connection that is up (the
    * live reader's `XREAD`: this long beyond `blockMs`) before Redis is reported unresponsive
@@ -159,14 +159,14 @@ export interface RedisRunSourceOptions {
    * a paused Redis that resumes answers everything.
    * @default 10000
    */
-  unresponsiveMs?: number;
+  unresponsiveMs?: number | undefined;
   /**
    * Told of connection losses (once per outage, with what happens next), a Redis that stops
    * answering, failed reads, history trimmed past the live reader or lost with Redis's data,
    * unreadable stream entries and subscribers that throw. The source recovers from all of
    * them by itself. Defaults to `process.emitWarning`.
    */
-  onError?: (error: Error, context: RedisErrorContext) => void;
+  onError?: ((error: Error, context: RedisErrorContext) => void) | undefined;
 }
 
 /** One run's status, as a write that fails validation needs it to report the right error. */
@@ -208,8 +208,15 @@ function fieldArgs(fields: Record<string, unknown>, skipId: boolean): string[] {
  * Requires Redis 6.2 or later, standalone or behind Sentinel. Not Redis Cluster: a write
  * touches the global feed and sets as well as its run's keys (several slots), and
  * `completeRun` deletes forgotten runs' keys it derives from their ids.
+ *
+ * `State` and `Event` are the host's own types of run states and events, as with
+ * `MemoryRunSource`: `new RedisRunSource<DeployState>(options)` types the writer calls and
+ * what the reader side gives. They are taken on trust (the checks cover the built-in fields),
+ * so every process writing and reading the same runs should use the same types.
  */
-export class RedisRunSource implements RunEventSource {
+export class RedisRunSource<State extends RunState = RunState, Event extends RunEvent = RunEvent>
+  implements RunEventSource<State, Event>
+{
   /** The key prefix in use. */
   readonly prefix: string;
   readonly #commands: Redis;
@@ -228,7 +235,7 @@ export class RedisRunSource implements RunEventSource {
   readonly #blockMs: number;
   readonly #onError: (error: Error, context: RedisErrorContext) => void;
   /** Subscribers, each with its `onGap` when it gave one. */
-  readonly #listeners = new Map<(envelope: Envelope) => void, ((gap: LiveGap) => void) | undefined>();
+  readonly #listeners = new Map<(envelope: Envelope<State, Event>) => void, ((gap: LiveGap) => void) | undefined>();
   /** Bumped when reading starts or stops, so a read loop of an earlier subscription ends. */
   #generation = 0;
   /** Where the current read loop starts: the feed's last id (and origin) when the first listener came. */
@@ -314,7 +321,7 @@ export class RedisRunSource implements RunEventSource {
   // ---- writer side -------------------------------------------------------------------
 
   /** Creates a run (status `pending` unless given) and announces its first `state` envelope. */
-  async createRun(init: RunInit): Promise<RunState> {
+  async createRun(init: RunInit<State>): Promise<State> {
     this.#assertOpen();
     const badId = runIdProblem(init?.id);
     if (badId !== undefined) throw badId;
@@ -333,42 +340,42 @@ export class RedisRunSource implements RunEventSource {
       [this.#keys.active, this.#keys.order, this.#keys.finished],
       fieldArgs(state, false),
     );
-    return this.#parseJson(data) as RunState;
+    return this.#parseJson(data) as State;
   }
 
   /** Records an event of an active run (`run_id` and `ts` filled in when absent) and announces it. */
-  async recordEvent(runId: string, event: EventInput): Promise<Envelope> {
+  async recordEvent(runId: string, event: EventInput<Event>): Promise<Envelope<State, Event>> {
     this.#assertOpen();
     if (!isValidRunId(runId)) throw notFound(runId);
-    const parsed = parseEvent(runId, event);
+    const parsed = parseEvent(runId, event as EventInput);
     if (parsed instanceof RuncastError) return this.#failUnlessActive(runId, parsed);
     const json = JSON.stringify(parsed);
     const { id } = await this.#write("recordEvent", runId, [], [json]);
-    return { type: "event", runId, id, data: this.#parseJson(json) as RunEvent };
+    return { type: "event", runId, id, data: this.#parseJson(json) as Event };
   }
 
   /** Merges `patch` into an active run's state and announces the new `state`. */
-  async updateRun(runId: string, patch: RunPatch): Promise<RunState> {
+  async updateRun(runId: string, patch: RunPatch<State>): Promise<State> {
     this.#assertOpen();
     if (!isValidRunId(runId)) throw notFound(runId);
     const fields: Record<string, unknown> = { ...patch };
     const problem =
-      patchProblem(runId, patch) ??
-      (await this.#tagsProblem(runId, patch)) ??
+      patchProblem(runId, patch as RunPatch) ??
+      (await this.#tagsProblem(runId, patch as RunPatch)) ??
       checkMerge(runId, fields, "pending", false);
     if (problem !== undefined) return this.#failUnlessActive(runId, problem);
     const { data } = await this.#write("updateRun", runId, [], fieldArgs(fields, true));
-    return this.#parseJson(data) as RunState;
+    return this.#parseJson(data) as State;
   }
 
   /** Ends an active run with a terminal status and announces its `complete` envelope. */
-  async completeRun(runId: string, final: RunCompletion): Promise<Envelope> {
+  async completeRun(runId: string, final: RunCompletion<State>): Promise<Envelope<State, Event>> {
     this.#assertOpen();
     if (!isValidRunId(runId)) throw notFound(runId);
     const fields: Record<string, unknown> = { ...final };
     const problem =
-      completionProblem(final) ??
-      (await this.#tagsProblem(runId, final)) ??
+      completionProblem(final as RunCompletion) ??
+      (await this.#tagsProblem(runId, final as RunCompletion)) ??
       checkMerge(runId, fields, final.status, true);
     if (problem !== undefined) return this.#failUnlessActive(runId, problem);
     const { id, data } = await this.#write(
@@ -383,20 +390,20 @@ export class RedisRunSource implements RunEventSource {
         ...fieldArgs(fields, true),
       ],
     );
-    return { type: "complete", runId, id, data: this.#parseJson(data) as RunState };
+    return { type: "complete", runId, id, data: this.#parseJson(data) as State };
   }
 
   // ---- reader side (RunEventSource) -----------------------------------------------------
 
   /** The run's current state (terminal once it finished), or `undefined` when unknown or forgotten. */
-  async getRun(runId: string): Promise<RunState | undefined> {
+  async getRun(runId: string): Promise<State | undefined> {
     if (!isValidRunId(runId)) return undefined;
     const json = await this.#command("HGET", this.#commands.hget(this.#keys.run(runId), "state"));
-    return json === null ? undefined : (this.#parseJson(json) as RunState);
+    return json === null ? undefined : (this.#parseJson(json) as State);
   }
 
   /** The active runs, in creation order. */
-  async listRuns(): Promise<RunState[]> {
+  async listRuns(): Promise<State[]> {
     return (await this.snapshot()).states;
   }
 
@@ -404,9 +411,9 @@ export class RedisRunSource implements RunEventSource {
    * States and their cursor read in one script: every active run's with the global feed's
    * newest id, or one run's with the id of its log's newest envelope.
    */
-  async snapshot(): Promise<RunSnapshot>;
-  async snapshot(runId: string): Promise<RunSnapshot | undefined>;
-  async snapshot(runId?: string): Promise<RunSnapshot | undefined> {
+  async snapshot(): Promise<RunSnapshot<State>>;
+  async snapshot(runId: string): Promise<RunSnapshot<State> | undefined>;
+  async snapshot(runId?: string): Promise<RunSnapshot<State> | undefined> {
     if (runId !== undefined && !isValidRunId(runId)) return undefined;
     await this.#readerStarted();
     if (runId !== undefined) {
@@ -417,7 +424,7 @@ export class RedisRunSource implements RunEventSource {
       if (reply === null) return undefined;
       if (!isStringArray(reply) || reply.length !== 2) throw new Error("runcast/redis: unexpected snapshot reply");
       const [state, cursor] = reply as [string, string];
-      return { states: [this.#parseJson(state) as RunState], cursor: cursor === "" ? undefined : cursor };
+      return { states: [this.#parseJson(state) as State], cursor: cursor === "" ? undefined : cursor };
     }
     const reply = await this.#command(
       "the snapshot script",
@@ -426,17 +433,17 @@ export class RedisRunSource implements RunEventSource {
     if (!isStringArray(reply) || reply.length === 0) throw new Error("runcast/redis: unexpected snapshot reply");
     const [cursor, ...states] = reply;
     return {
-      states: states.map((json) => this.#parseJson(json) as RunState),
+      states: states.map((json) => this.#parseJson(json) as State),
       cursor: cursor === "" || cursor === undefined ? undefined : cursor,
     };
   }
 
   /** A finished run's `complete` envelope, id included; `undefined` while it is active or when unknown. */
-  async getCompletion(runId: string): Promise<Envelope | undefined> {
+  async getCompletion(runId: string): Promise<Envelope<State, Event> | undefined> {
     if (!isValidRunId(runId)) return undefined;
     const [state, id] = await this.#command("HMGET", this.#commands.hmget(this.#keys.run(runId), "state", "complete"));
     if (state == null || id == null) return undefined;
-    return { type: "complete", runId, id, data: this.#parseJson(state) as RunState };
+    return { type: "complete", runId, id, data: this.#parseJson(state) as State };
   }
 
   /**
@@ -448,7 +455,7 @@ export class RedisRunSource implements RunEventSource {
    * entry kept, `{ gap: "unknown_id" }` for anything else. `undefined` for an unknown or
    * forgotten run. The global feed read without `after` starts at its oldest entry kept.
    */
-  async readLog(query: LogQuery): Promise<LogPage | LogGap | undefined> {
+  async readLog(query: LogQuery): Promise<LogPage<State, Event> | LogGap | undefined> {
     const { runId, after, limit } = query;
     if (!Number.isSafeInteger(limit) || limit < 1) {
       throw new RangeError(`readLog: limit must be a positive integer, got ${String(limit)}`);
@@ -460,7 +467,7 @@ export class RedisRunSource implements RunEventSource {
       return known === 1 ? { gap: "unknown_id" } : undefined;
     }
     await this.#readerStarted();
-    const envelopes: Envelope[] = [];
+    const envelopes: Envelope<State, Event>[] = [];
     let from = after;
     // Pages are read until full or short: an unreadable entry is skipped (and reported)
     // without making the page look like the end of the log.
@@ -487,9 +494,9 @@ export class RedisRunSource implements RunEventSource {
    * The envelopes after `afterId`, oldest first (of one run when `runId` is given), read from
    * the logs page by page; `null` when `readLog` cannot serve that position exactly.
    */
-  async replay(afterId: string, runId?: string): Promise<Envelope[] | null> {
+  async replay(afterId: string, runId?: string): Promise<Envelope<State, Event>[] | null> {
     if (typeof afterId !== "string") return null;
-    const out: Envelope[] = [];
+    const out: Envelope<State, Event>[] = [];
     let after = afterId;
     for (;;) {
       const page = await this.readLog({ runId, after, limit: REPLAY_PAGE });
@@ -509,7 +516,7 @@ export class RedisRunSource implements RunEventSource {
    * cursors never precede it. After an outage of the reader, `onGap` is told when the feed
    * was trimmed past where it read (`trimmed`) or Redis lost its data (`history_lost`).
    */
-  subscribe(listener: (envelope: Envelope) => void, onGap?: (gap: LiveGap) => void): () => void {
+  subscribe(listener: (envelope: Envelope<State, Event>) => void, onGap?: (gap: LiveGap) => void): () => void {
     this.#assertOpen();
     this.#listeners.set(listener, onGap);
     if (this.#listeners.size === 1) this.#startReading();
@@ -703,7 +710,7 @@ export class RedisRunSource implements RunEventSource {
   }
 
   /** An entry of the global feed (fields `t`, `r`, `d`) or of run `runId`'s log (`t`, `d`) as an envelope. */
-  #envelopeOf([id, fields]: StreamEntry, runId?: string): Envelope | undefined {
+  #envelopeOf([id, fields]: StreamEntry, runId?: string): Envelope<State, Event> | undefined {
     let type: string | undefined;
     let entryRunId = runId;
     let data: string | undefined;
@@ -720,7 +727,7 @@ export class RedisRunSource implements RunEventSource {
     ) {
       try {
         // The router validates every envelope; here it only needs the right shape.
-        return { type, runId: entryRunId, id, data: JSON.parse(data) } as Envelope;
+        return { type, runId: entryRunId, id, data: JSON.parse(data) } as Envelope<State, Event>;
       } catch {
         // Reported below.
       }
@@ -877,7 +884,7 @@ export class RedisRunSource implements RunEventSource {
     }
   }
 
-  #deliver(envelope: Envelope): void {
+  #deliver(envelope: Envelope<State, Event>): void {
     for (const listener of [...this.#listeners.keys()]) {
       try {
         listener(envelope);
