@@ -800,7 +800,7 @@ export class RedisRunSource<State extends RunState = RunState, Event extends Run
     if (this.#listeners.size === 0 || this.#position === undefined) return undefined;
     if (!this.#behind) return { ms: 0 };
     const recorded = Number(this.#position.slice(0, this.#position.indexOf("-")));
-    return { ms: Number.isFinite(recorded) && recorded > 0 ? Math.max(0, Date.now() - recorded) : undefined };
+    return Number.isFinite(recorded) && recorded > 0 ? { ms: Math.max(0, Date.now() - recorded) } : {};
   }
 
   async #readLoop(generation: number, reader: Redis): Promise<void> {
