@@ -7,9 +7,28 @@
 import { type ClientRequest, request } from "node:http";
 import { createParser, type EventSourceMessage } from "eventsource-parser";
 import { compareEnvelopeIds } from "../lib/source";
-import { type LoadReplies, type LoadRequest, type WatcherTally, wallClock } from "./protocol";
+import { type FailoverReply, type LoadReplies, type LoadRequest, type WatcherTally, wallClock } from "./protocol";
 
 const SEQ = '"seq":';
+const SENT = '"sent":';
+/** What a browser's `EventSource` waits before reconnecting until the server sent `retry:` (runcast always does). */
+const DEFAULT_RETRY_MS = 3000;
+
+/** The number in an event's JSON after `marker`, found without parsing the rest. */
+function numberAfter(data: string, marker: string): number {
+  const at = data.indexOf(marker);
+  if (at < 0) return Number.NaN;
+  let end = at + marker.length;
+  while (end < data.length) {
+    const c = data.charCodeAt(end);
+    if ((c < 48 || c > 57) && c !== 46) break;
+    end++;
+  }
+  return Number(data.slice(at + marker.length, end));
+}
+
+/** Delivery latencies of the watchers that record them: receive time and latency, in ms, side by side. */
+const latencies: number[] = [];
 
 /** The `seq` of an event's JSON, found without parsing the rest. */
 function seqOf(data: string): number {
@@ -49,9 +68,22 @@ class Watcher {
   #dropping = false;
   #resumed = false;
   #liveWhen: LiveWhen = { kind: "first-frame" };
+  /** Where it reconnects when the server ends its stream (a deploy); once only. */
+  readonly failoverPort: number | undefined;
+  readonly recordsLatency: boolean;
+  /** The server's last `retry:`, as an `EventSource` keeps it. */
+  retryMs = DEFAULT_RETRY_MS;
+  /** Failover: when the server ended the stream, when it asked the other port, its head from there, its first live event there. */
+  endedAt = Number.NaN;
+  reconnectAskedAt = Number.NaN;
+  reconnectedAt = Number.NaN;
+  liveAgainAt = Number.NaN;
+  failedAttempts = 0;
 
-  constructor(port: number, path: string) {
+  constructor(port: number, path: string, failoverPort?: number, recordsLatency = false) {
     this.port = port;
+    this.failoverPort = failoverPort;
+    this.recordsLatency = recordsLatency;
     this.path = path;
     this.runId = decodeURIComponent(/\/runs\/([^/]+)\/stream/.exec(path)?.[1] ?? "");
     this.#runMarker = `"run_id":${JSON.stringify(this.runId)}`;
@@ -75,7 +107,12 @@ class Watcher {
     };
     const headers: Record<string, string> = { Accept: "text/event-stream", "Cache-Control": "no-cache" };
     if (resume && this.lastId !== undefined) headers["Last-Event-ID"] = this.lastId;
-    const parser = createParser({ onEvent: (message) => this.#frame(message) });
+    const parser = createParser({
+      onEvent: (message) => this.#frame(message),
+      onRetry: (ms) => {
+        this.retryMs = ms;
+      },
+    });
     const req = request({ host: "127.0.0.1", port: this.port, path: this.path, headers, agent: false });
     this.#request = req;
     req.on("response", (res) => {
@@ -90,7 +127,9 @@ class Watcher {
       res.setEncoding("utf8");
       res.on("data", (chunk: string) => parser.feed(chunk));
       res.on("close", () => {
-        if (!this.#dropping) this.closed = true;
+        if (this.#dropping) return;
+        if (this.failoverPort !== undefined && Number.isNaN(this.endedAt)) this.#failOver();
+        else this.closed = true;
       });
     });
     req.on("error", () => {
@@ -99,6 +138,22 @@ class Watcher {
       settle();
     });
     req.end();
+  }
+
+  /** The server ended the stream: back after its `retry:` delay, on the other port, from the last id. */
+  #failOver(): void {
+    this.endedAt = wallClock();
+    const attempt = (): void => {
+      this.port = this.failoverPort as number;
+      this.reconnectAskedAt = wallClock();
+      this.open(true, this.#liveWhen, () => {
+        if (this.failed) {
+          this.failedAttempts++;
+          setTimeout(attempt, this.retryMs);
+        } else this.reconnectedAt = this.headAt;
+      });
+    };
+    setTimeout(attempt, this.retryMs);
   }
 
   drop(): void {
@@ -116,6 +171,13 @@ class Watcher {
       this.lastId = message.id;
     }
     if (message.event === "event") {
+      if (this.recordsLatency || !Number.isNaN(this.reconnectAskedAt)) {
+        const now = wallClock();
+        const sent = numberAfter(message.data, SENT);
+        if (this.recordsLatency) latencies.push(now, now - sent);
+        // Recorded after it asked to come back: its replay is behind it, it is on the live flow.
+        if (Number.isNaN(this.liveAgainAt) && sent >= this.reconnectAskedAt) this.liveAgainAt = now;
+      }
       if (!message.data.includes(this.#runMarker)) this.wrongRun++;
       const seq = seqOf(message.data);
       this.events++;
@@ -188,7 +250,14 @@ function until(done: (w: Watcher) => boolean, timeoutMs: number): Promise<void> 
 async function watch(req: Extract<LoadRequest, { cmd: "watch" }>): Promise<LoadReplies["watch"]> {
   if (req.mode === "fresh") {
     for (let i = 0; i < req.count; i++) {
-      watchers.push(new Watcher(req.ports[i % req.ports.length] as number, req.paths[i % req.paths.length] as string));
+      watchers.push(
+        new Watcher(
+          req.ports[i % req.ports.length] as number,
+          req.paths[i % req.paths.length] as string,
+          req.failoverPort,
+          req.latency === true,
+        ),
+      );
     }
   }
   const liveWhen: LiveWhen = req.mode === "fresh" ? { kind: "first-frame" } : { kind: "seq", seqs: req.seqs ?? {} };
@@ -240,9 +309,25 @@ async function watch(req: Extract<LoadRequest, { cmd: "watch" }>): Promise<LoadR
   };
 }
 
-/** The storm phase's requests to the load process. */
+function failover(): FailoverReply {
+  const moving = watchers.filter((w) => w.failoverPort !== undefined);
+  const latest = (times: number[]): number =>
+    times.length === moving.length && !times.some(Number.isNaN) ? Math.max(...times) : Number.NaN;
+  const ended = moving.filter((w) => !Number.isNaN(w.endedAt));
+  return {
+    ended: ended.length,
+    reconnected: moving.filter((w) => !Number.isNaN(w.reconnectedAt)).length,
+    live: moving.filter((w) => !Number.isNaN(w.liveAgainAt)).length,
+    failedAttempts: moving.reduce((sum, w) => sum + w.failedAttempts, 0),
+    allReconnectedAt: latest(moving.map((w) => w.reconnectedAt)),
+    allLiveAt: latest(moving.map((w) => w.liveAgainAt)),
+    firstEndedAt: ended.length === 0 ? Number.NaN : Math.min(...ended.map((w) => w.endedAt)),
+  };
+}
+
+/** The storm and deploy phases' requests to the load process. */
 export const watcherHandlers: {
-  [K in "watch" | "watch-wait" | "watch-drop" | "watch-clear"]: (
+  [K in "watch" | "watch-wait" | "watch-drop" | "watch-clear" | "watch-latency" | "watch-failover"]: (
     req: Extract<LoadRequest, { cmd: K }>,
   ) => Promise<LoadReplies[K]>;
 } = {
@@ -260,6 +345,17 @@ export const watcherHandlers: {
   "watch-clear": async () => {
     for (const w of watchers) w.drop();
     watchers.length = 0;
+    latencies.length = 0;
     return {};
   },
+  "watch-latency": async ({ from, to }) => {
+    const window: number[] = [];
+    for (let i = 0; i < latencies.length; i += 2) {
+      const at = latencies[i] as number;
+      if (at >= from && at <= to) window.push(latencies[i + 1] as number);
+    }
+    window.sort((a, b) => a - b);
+    return { p50: percentile(window, 50), p99: percentile(window, 99), samples: window.length };
+  },
+  "watch-failover": async () => failover(),
 };

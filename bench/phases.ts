@@ -1,11 +1,16 @@
 /**
- * The benchmark's phases (`BENCH_PHASES`): the fan-out table, the reconnect storm, and the
- * slots of phases that wait for a runcast feature. A pending phase that is asked for is
+ * The benchmark's phases (`BENCH_PHASES`): the fan-out table, the reconnect storm, the
+ * deploy (bench/deploy.ts), and the slots of phases that wait for a runcast feature. A pending phase that is asked for is
  * reported as not run, with what it needs: no figure is ever made up for a feature that
  * does not exist.
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+
+/** Whether this runcast's `close` takes `{ drainMs }` (the deploy phase needs it). */
+export function drainPresent(): boolean {
+  return existsSync(join(__dirname, "..", "lib", "drain.ts"));
+}
 
 /** Every phase the benchmark knows. */
 export const PHASES = ["fanout", "storm", "scoped", "deploy"] as const;
@@ -33,7 +38,7 @@ function libExports(name: string): boolean {
 }
 
 /** The planned phases. */
-export const PENDING_PHASES: Record<Exclude<PhaseName, "fanout" | "storm">, PendingPhase> = {
+export const PENDING_PHASES: Record<Exclude<PhaseName, "fanout" | "storm" | "deploy">, PendingPhase> = {
   scoped: {
     needs: "scopes (run tags, `?tags=` on the global stream, scoped `authorize`)",
     featurePresent: () => libExports("createStreamToken"),
@@ -42,16 +47,6 @@ export const PENDING_PHASES: Record<Exclude<PhaseName, "fanout" | "storm">, Pend
       "the global stream with `?tags=<one tag>` (the load's `connect` takes `paths`, one per connection, cycled), " +
       "K=10, at 1,000 and 5,000 clients. Reported next to runcast's unscoped global stream of the same rep: " +
       "delivered events/s (target at least 0.8x), heap per connection (at most 1.1x), server CPU per event.",
-  },
-  deploy: {
-    needs: "operations (`close({ drainMs })` spreading stream ends over a window)",
-    featurePresent: () => existsSync(join(__dirname, "..", "lib", "prometheus")),
-    plan:
-      "Two `runcast-redis` serving processes and a writer, as in the storm phase; 5,000 watchers on the first " +
-      "while events flow; a new server request closes its router with `drainMs` 0, then (fresh trial) 5000; each " +
-      "watcher resumes on the second process (`watch` in resume mode with the other port). Reported: peak " +
-      "reconnects/s arriving at the survivor, its p99 latency to its own clients during the storm against quiet, " +
-      "time until all are live, events lost or duplicated (must be 0).",
   },
 };
 

@@ -94,7 +94,11 @@ export type ServerRequest =
    * Records `perSecond` events per run and second from now on, in the background; 0 stops
    * that and answers once every write was acknowledged.
    */
-  | { cmd: "runs-flow"; perSecond: number };
+  | { cmd: "runs-flow"; perSecond: number }
+  /** Closes the server's router (`close({ drainMs })`) and answers once it resolved (the deploy phase). */
+  | { cmd: "close"; drainMs: number }
+  /** Wall-clock arrival times of every HTTP request received since `since`. */
+  | { cmd: "arrivals"; since: number };
 
 /** Answers of a server process, by request. */
 export interface ServerReplies {
@@ -106,6 +110,8 @@ export interface ServerReplies {
   "runs-create": Record<string, never>;
   "runs-record": RunsWritten;
   "runs-flow": RunsWritten;
+  close: { closedAt: number };
+  arrivals: { times: number[] };
 }
 
 /** Where the writer of several runs stands. */
@@ -156,7 +162,18 @@ export type LoadRequest =
       /** Resume: the `seq` of each run a watcher must have reached to count as live. */
       seqs?: Record<string, number>;
       timeoutMs: number;
+      /**
+       * Fresh: when the server ends a watcher's stream, it reconnects to this port after the
+       * server's `retry:` delay, with `Last-Event-ID`, as a browser's `EventSource` does (a deploy).
+       */
+      failoverPort?: number;
+      /** Fresh: these watchers record each event's delivery latency (see `watch-latency`). */
+      latency?: boolean;
     }
+  /** Delivery latency percentiles of the events received between `from` and `to` (wall clock). */
+  | { cmd: "watch-latency"; from: number; to: number }
+  /** Where the failover of every watcher stands (see {@link FailoverReply}). */
+  | { cmd: "watch-failover" }
   /** Waits until every watcher has `events` events since it first connected and reached `seqs` of its run. */
   | { cmd: "watch-wait"; events?: number; seqs?: Record<string, number>; timeoutMs: number }
   /** Drops every watcher's connection at once; each remembers where it was. */
@@ -186,6 +203,25 @@ export interface LoadReplies {
   "watch-wait": WatcherTally;
   "watch-drop": Record<string, never>;
   "watch-clear": Record<string, never>;
+  "watch-latency": { p50: number; p99: number; samples: number };
+  "watch-failover": FailoverReply;
+}
+
+/** How the watchers moved to their failover port after their stream ended. */
+export interface FailoverReply {
+  /** Watchers whose stream was ended by the server. */
+  ended: number;
+  /** Watchers with a head from the failover port. */
+  reconnected: number;
+  /** Watchers that received an event recorded after their reconnect (past their replay, on the live flow). */
+  live: number;
+  /** Reconnect attempts that failed (error or a status other than 200), each retried. */
+  failedAttempts: number;
+  /** The latest head from the failover port and the latest first live event, wall clock; NaN while some lack one. */
+  allReconnectedAt: number;
+  allLiveAt: number;
+  /** The first stream end, wall clock. */
+  firstEndedAt: number;
 }
 
 /**

@@ -15,7 +15,11 @@
  * - `BENCH_SERVER_FLAGS="--cpu-prof --cpu-prof-dir=bench/results/profiles"`: extra Node flags for the server processes;
  *   `BENCH_LOAD_FLAGS` the same for the load process.
  * - `BENCH_PHASES=fanout,storm` (default): the fan-out tables and the reconnect storm (bench/storm.ts);
- *   `scoped` and `deploy` wait for features and are reported as not run (bench/phases.ts).
+ *   `deploy` (bench/deploy.ts) closes one of two Redis processes under its clients with `close({ drainMs })`;
+ *   `scoped` waits for its feature and is reported as not run (bench/phases.ts).
+ * - Deploy: `BENCH_DEPLOY_CLIENTS=5000`, `BENCH_DEPLOY_DRAIN=0,5000` (`drainMs` of each trial),
+ *   `BENCH_DEPLOY_OWN=500` (the survivor's own clients, whose latency is measured), `BENCH_DEPLOY_RATE=2`
+ *   (events per run and second, 10 runs), `BENCH_DEPLOY_REDIS=url` (instead of a private redis-server).
  * - Storm: `BENCH_STORM_CLIENTS=1000,5000`, `BENCH_STORM_HISTORY=1000,2000` (envelopes per run before it),
  *   `BENCH_STORM_MISSED=100,200` (events per run recorded while the clients are away), `BENCH_STORM_RUNS=10`,
  *   `BENCH_STORM_RATE=2` (events per run and second), `BENCH_STORM_REPS=1`, `BENCH_STORM_REDIS=url` (instead
@@ -28,7 +32,8 @@ import { cpus, loadavg, totalmem } from "node:os";
 import { dirname, join } from "node:path";
 import type { Redis } from "ioredis";
 import { Child, compileChildren } from "./children";
-import { DEFAULT_PHASES, PENDING_PHASES, PHASES, type PhaseName, pendingReason } from "./phases";
+import { type DeployFailure, type DeploySettings, type DeployTrial, deployTable, runDeployPhase } from "./deploy";
+import { DEFAULT_PHASES, drainPresent, PENDING_PHASES, PHASES, type PhaseName, pendingReason } from "./phases";
 import {
   DEFAULT_SERVERS,
   type LoadReplies,
@@ -67,6 +72,7 @@ interface Settings {
   loadFlags: string[];
   phases: PhaseName[];
   storm: StormSettings;
+  deploy: DeploySettings;
 }
 
 const SMOKE = process.env.BENCH_SMOKE === "1";
@@ -110,6 +116,19 @@ function settings(): Settings {
       reps: Number(process.env.BENCH_STORM_REPS ?? 1),
       timeoutMs: SMOKE ? 30_000 : 180_000,
       redisUrl: process.env.BENCH_STORM_REDIS || undefined,
+      serverFlags: flags(process.env.BENCH_SERVER_FLAGS),
+      loadFlags: flags(process.env.BENCH_LOAD_FLAGS),
+    },
+    deploy: {
+      clients: list(process.env.BENCH_DEPLOY_CLIENTS)?.map(Number) ?? (SMOKE ? [20] : [5000]),
+      drains: list(process.env.BENCH_DEPLOY_DRAIN)?.map(Number) ?? (SMOKE ? [0, 1000] : [0, 5000]),
+      own: Number(process.env.BENCH_DEPLOY_OWN ?? (SMOKE ? 5 : 500)),
+      runs: 10,
+      rate: Number(process.env.BENCH_DEPLOY_RATE ?? (SMOKE ? 10 : 2)),
+      quietMs: SMOKE ? 1000 : 5000,
+      concurrency: 256,
+      timeoutMs: SMOKE ? 30_000 : 180_000,
+      redisUrl: process.env.BENCH_DEPLOY_REDIS || undefined,
       serverFlags: flags(process.env.BENCH_SERVER_FLAGS),
       loadFlags: flags(process.env.BENCH_LOAD_FLAGS),
     },
@@ -428,9 +447,30 @@ async function main(): Promise<void> {
       stormFailures = ran.failures;
     }
   }
+  let deploy: DeployTrial[] = [];
+  let deployFailures: DeployFailure[] = [];
   const notRun = s.phases
     .filter((p): p is keyof typeof PENDING_PHASES => p in PENDING_PHASES)
-    .map((phase) => ({ phase, reason: pendingReason(phase) }));
+    .map((phase): { phase: PhaseName; reason: string } => ({ phase, reason: pendingReason(phase) }));
+  if (s.phases.includes("deploy")) {
+    if (!drainPresent()) {
+      notRun.push({
+        phase: "deploy",
+        reason:
+          "needs operations (`close({ drainMs })` spreading stream ends over a window), which this version of runcast does not have",
+      });
+    } else {
+      const ran = await runDeployPhase(s.deploy, log);
+      if ("skipped" in ran) {
+        skipped.push({ server: "deploy", reason: ran.skipped });
+        const bar = "!".repeat(78);
+        log(`\n${bar}\n  SKIPPED the deploy phase: ${ran.skipped}\n${bar}\n`);
+      } else {
+        deploy = ran.trials;
+        deployFailures = ran.failures;
+      }
+    }
+  }
   for (const x of notRun) log(`phase ${x.phase} not run: ${x.reason}`);
 
   const result = {
@@ -446,6 +486,8 @@ async function main(): Promise<void> {
     trials,
     storm,
     stormFailures,
+    deploy,
+    deployFailures,
   };
   const out = process.env.BENCH_OUT;
   if (out !== undefined && out !== "") {
@@ -477,7 +519,14 @@ async function main(): Promise<void> {
   const failed = stormFailures
     .map((x) => `\nFAILED storm N=${x.clients} history ${x.history}/run missed ${x.missed}/run: ${x.error}\n`)
     .join("");
-  process.stdout.write(`${fanoutTables}${stormTables}${failed}${skips}${pending}`);
+  const deployTables =
+    deploy.length === 0
+      ? ""
+      : `\nDeploy (two RedisRunSource processes, ${s.deploy.runs} busy runs; one closes with close({ drainMs }), its clients resume on the other):\n\n${deployTable(deploy)}\n`;
+  const deployFailed = deployFailures
+    .map((x) => `\nFAILED deploy N=${x.clients} drainMs ${x.drainMs}: ${x.error}\n`)
+    .join("");
+  process.stdout.write(`${fanoutTables}${stormTables}${deployTables}${failed}${deployFailed}${skips}${pending}`);
 }
 
 main().catch((error: unknown) => {

@@ -135,9 +135,18 @@ async function main(): Promise<void> {
     },
     "runs-record": ({ perRun }) => writer().record(perRun),
     "runs-flow": ({ perSecond }) => writer().flow(perSecond),
+    close: async ({ drainMs }) => {
+      if (fanout.close === undefined) throw new Error(`${kind} cannot close its streams on request`);
+      await fanout.close(drainMs);
+      return { closedAt: wallClock() };
+    },
+    arrivals: async ({ since }) => ({ times: arrivals.filter((t) => t >= since) }),
   };
 
   answerRequests<ServerRequest>(handlers);
+  // Every request's arrival, for the deploy phase's reconnect rate (a number per request: cheap).
+  const arrivals: number[] = [];
+  fanout.server.on("request", () => arrivals.push(wallClock()));
 
   fanout.server.listen({ host: "127.0.0.1", port: 0, backlog: 4096 }, () => {
     const address = fanout.server.address();

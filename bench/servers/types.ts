@@ -19,6 +19,8 @@ export interface Fanout {
   clients(): number;
   /** Clients the server disconnected for falling behind. */
   cutOffs(): number;
+  /** Ends every stream, spread over `drainMs` (the deploy phase); where the server can. */
+  close?(drainMs: number): Promise<void>;
   /** Creating runs and recording into any of them, where the server can (the storm phase's writer). */
   readonly runs?: RunRecorder;
 }

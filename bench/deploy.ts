@@ -1,0 +1,344 @@
+/**
+ * The deploy phase: two `RedisRunSource` processes share a Redis while 10 runs stay busy;
+ * N clients watch those runs on the first, which then closes its router with
+ * `close({ drainMs })`, as a deploy would. Every client reconnects, after the `retry:` delay
+ * the server gave it, to the second process with `Last-Event-ID`. Measured at the survivor:
+ * the peak rate of reconnects arriving, the delivery latency to its own clients during the
+ * move against a quiet window before it, the time until every moved client is live again;
+ * and, over every client, that no event was lost or duplicated.
+ */
+import { randomUUID } from "node:crypto";
+import { loadavg } from "node:os";
+import type { Redis } from "ioredis";
+import { Child } from "./children";
+import { startPrivateRedis } from "./private-redis";
+import type { FailoverReply, LoadReplies, LoadRequest, ServerReplies, ServerRequest, WatcherTally } from "./protocol";
+import { wallClock } from "./protocol";
+import { connectRedis, deleteKeys } from "./redis-admin";
+
+/** Settings of the deploy phase (environment `BENCH_DEPLOY_*`, see bench/run.ts). */
+export interface DeploySettings {
+  /** Clients on the closing process, one trial each. */
+  clients: number[];
+  /** `drainMs` of the close, one trial each (the issue's 0 and 5000). */
+  drains: number[];
+  /** Clients of the surviving process from the start: whose latency is measured. */
+  own: number;
+  runs: number;
+  /** Events per run and second, recorded throughout. */
+  rate: number;
+  /** How long the quiet latency is measured before the close. */
+  quietMs: number;
+  /** Fresh connections waiting for their head at once. */
+  concurrency: number;
+  timeoutMs: number;
+  redisUrl: string | undefined;
+  serverFlags: string[];
+  loadFlags: string[];
+}
+
+/** One deploy: one client count, one `drainMs`. */
+export interface DeployTrial {
+  clients: number;
+  drainMs: number;
+  own: number;
+  runs: number;
+  rate: number;
+  /** From the `close` call until it resolved, in ms. */
+  closeMs: number;
+  /** Requests arriving at the survivor from the close on. */
+  arrivals: number;
+  /** The most requests the survivor received within any one second, from the close on. */
+  peakPerSec: number;
+  /** Delivery latency to the survivor's own clients, in ms: before the close, and from the close until all were live. */
+  quiet: { p50: number; p99: number; samples: number };
+  storm: { p50: number; p99: number; samples: number };
+  /** Storm p99 over quiet p99 (target: at most 2). */
+  p99Ratio: number;
+  /** From the close call until every moved client had a head from the survivor; until each had a live event there. */
+  allReconnectedMs: number;
+  allLiveMs: number;
+  failover: FailoverReply;
+  /** Every event each moved client received, and each of the survivor's own, checked once the writes stopped. */
+  moved: WatcherTally;
+  ownTally: WatcherTally;
+  /** Events lost and received twice, over every client. */
+  lost: number;
+  duplicated: number;
+  exact: boolean;
+  redisServer: "private" | "given";
+  loadAverage: number;
+}
+
+type Server = Child<ServerRequest, ServerReplies>;
+type Load = Child<LoadRequest, LoadReplies>;
+
+/** A figure as sent over IPC, where JSON turned NaN into null: NaN again. */
+function num(x: number | null): number {
+  return x ?? Number.NaN;
+}
+
+function failoverOf(r: FailoverReply): FailoverReply {
+  return {
+    ...r,
+    allReconnectedAt: num(r.allReconnectedAt),
+    allLiveAt: num(r.allLiveAt),
+    firstEndedAt: num(r.firstEndedAt),
+  };
+}
+
+function latencyOf(r: LoadReplies["watch-latency"]): LoadReplies["watch-latency"] {
+  return { ...r, p50: num(r.p50), p99: num(r.p99) };
+}
+
+/** The most of `times` (sorted or not) falling within any window of `windowMs`. */
+export function peakInWindow(times: readonly number[], windowMs: number): number {
+  const sorted = [...times].sort((a, b) => a - b);
+  let peak = 0;
+  let start = 0;
+  for (let end = 0; end < sorted.length; end++) {
+    while ((sorted[end] as number) - (sorted[start] as number) >= windowMs) start++;
+    peak = Math.max(peak, end - start + 1);
+  }
+  return peak;
+}
+
+function exactTally(t: WatcherTally): boolean {
+  return (
+    t.complete &&
+    t.duplicates === 0 &&
+    t.missing === 0 &&
+    t.idsOutOfOrder === 0 &&
+    t.wrongRun === 0 &&
+    t.resyncs === 0 &&
+    t.resumeSnapshots === 0 &&
+    t.closed === 0
+  );
+}
+
+async function startAll(
+  s: DeploySettings,
+  url: string,
+  prefix: string,
+): Promise<{ moving: Load; staying: Load; writer: Server; closing: Server; survivor: Server; ports: number[] }> {
+  const options = JSON.stringify({ url, run: false });
+  const serverFlags = ["--expose-gc", ...s.serverFlags];
+  const starting = await Promise.allSettled([
+    Child.start<LoadRequest, LoadReplies>("load", [], s.loadFlags),
+    Child.start<LoadRequest, LoadReplies>("load", [], s.loadFlags),
+    Child.start<ServerRequest, ServerReplies>("server", ["runcast-redis", prefix, "writer", options], serverFlags),
+    Child.start<ServerRequest, ServerReplies>("server", ["runcast-redis", prefix, "reader", options], serverFlags),
+    Child.start<ServerRequest, ServerReplies>("server", ["runcast-redis", prefix, "reader", options], serverFlags),
+  ]);
+  const failed = starting.find((x): x is PromiseRejectedResult => x.status === "rejected");
+  if (failed !== undefined) {
+    await Promise.all(starting.map((x) => (x.status === "fulfilled" ? x.value.child.stop() : undefined)));
+    throw failed.reason;
+  }
+  const [moving, staying, writer, closing, survivor] = starting.map(
+    (x) => (x as PromiseFulfilledResult<{ child: Load | Server; port: number }>).value,
+  ) as [
+    { child: Load },
+    { child: Load },
+    { child: Server },
+    { child: Server; port: number },
+    { child: Server; port: number },
+  ];
+  return {
+    moving: moving.child,
+    staying: staying.child,
+    writer: writer.child,
+    closing: closing.child,
+    survivor: survivor.child,
+    ports: [closing.port, survivor.port],
+  };
+}
+
+async function deployTrial(
+  s: DeploySettings,
+  redis: { url: string; admin: Redis; kind: "private" | "given"; prefix: string },
+  clients: number,
+  drainMs: number,
+  log: (message: string) => void,
+): Promise<DeployTrial> {
+  const prefix = `${redis.prefix}:${clients}:${drainMs}`;
+  const p = await startAll(s, redis.url, prefix);
+  const [closingPort, survivorPort] = p.ports as [number, number];
+  const runIds = Array.from({ length: s.runs }, (_, i) => `run_deploy_${i}`);
+  const paths = runIds.map((id) => `/api/runs/${id}/stream`);
+  const wait = s.timeoutMs + 30_000;
+  try {
+    await p.writer.request({ cmd: "runs-create", runs: runIds });
+    await p.writer.request({ cmd: "runs-flow", perSecond: s.rate });
+    const own = await p.staying.request(
+      {
+        cmd: "watch",
+        mode: "fresh",
+        ports: [survivorPort],
+        paths,
+        count: s.own,
+        concurrency: s.concurrency,
+        latency: true,
+        timeoutMs: s.timeoutMs,
+      },
+      wait,
+    );
+    if (!own.complete) throw new Error(`deploy: not every client of the survivor connected within ${s.timeoutMs} ms`);
+    const moved = await p.moving.request(
+      {
+        cmd: "watch",
+        mode: "fresh",
+        ports: [closingPort],
+        paths,
+        count: clients,
+        concurrency: s.concurrency,
+        failoverPort: survivorPort,
+        timeoutMs: s.timeoutMs,
+      },
+      wait,
+    );
+    if (!moved.complete) throw new Error(`deploy: not every client connected within ${s.timeoutMs} ms`);
+    for (const load of [p.staying, p.moving]) {
+      const first = await load.request({ cmd: "watch-wait", events: 1, timeoutMs: s.timeoutMs }, wait);
+      if (!first.complete) throw new Error("deploy: not every client received an event after connecting");
+    }
+    log(`deploy N=${clients} drainMs ${drainMs}: ${clients} clients on the closing process, ${s.own} on the survivor`);
+
+    // Quiet: the survivor's own clients, before anything moves.
+    const quietFrom = wallClock();
+    await new Promise((resolve) => setTimeout(resolve, s.quietMs));
+    const quietTo = wallClock();
+
+    // The deploy: the first process closes; its clients come back on the survivor by themselves.
+    const loadAverage = loadavg()[0] ?? Number.NaN;
+    const closeAt = wallClock();
+    const closed = await p.closing.request({ cmd: "close", drainMs }, drainMs + s.timeoutMs);
+    const deadline = Date.now() + s.timeoutMs;
+    let failover = failoverOf(await p.moving.request({ cmd: "watch-failover" }));
+    while (failover.live < clients && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      failover = failoverOf(await p.moving.request({ cmd: "watch-failover" }));
+    }
+    const stormTo = Number.isNaN(failover.allLiveAt) ? wallClock() : failover.allLiveAt;
+    const { times } = await p.survivor.request({ cmd: "arrivals", since: closeAt });
+    const quiet = latencyOf(await p.staying.request({ cmd: "watch-latency", from: quietFrom, to: quietTo }));
+    const storm = latencyOf(await p.staying.request({ cmd: "watch-latency", from: closeAt, to: stormTo }));
+
+    // Every event of every run once: the writes stop, then every client is checked.
+    const finals = await p.writer.request({ cmd: "runs-flow", perSecond: 0 });
+    const [movedTally, ownTally] = await Promise.all(
+      [p.moving, p.staying].map((load) =>
+        load.request({ cmd: "watch-wait", seqs: finals.seqs, timeoutMs: s.timeoutMs }, wait),
+      ),
+    );
+    const m = movedTally as WatcherTally;
+    const o = ownTally as WatcherTally;
+    const trial: DeployTrial = {
+      clients,
+      drainMs,
+      own: s.own,
+      runs: s.runs,
+      rate: s.rate,
+      closeMs: closed.closedAt - closeAt,
+      arrivals: times.length,
+      peakPerSec: peakInWindow(times, 1000),
+      quiet,
+      storm,
+      p99Ratio: storm.p99 / quiet.p99,
+      allReconnectedMs: failover.allReconnectedAt - closeAt,
+      allLiveMs: failover.allLiveAt - closeAt,
+      failover,
+      moved: m,
+      ownTally: o,
+      lost: m.missing + o.missing,
+      duplicated: m.duplicates + o.duplicates,
+      exact: failover.live === clients && exactTally(m) && exactTally(o),
+      redisServer: redis.kind,
+      loadAverage,
+    };
+    log(describeDeploy(trial));
+    return trial;
+  } finally {
+    await Promise.all([p.moving.stop(), p.staying.stop(), p.writer.stop(), p.closing.stop(), p.survivor.stop()]);
+    await deleteKeys(redis.admin, prefix);
+  }
+}
+
+/** One line about a deploy, for the log. */
+export function describeDeploy(t: DeployTrial): string {
+  return (
+    `deploy N=${t.clients} drainMs ${t.drainMs}: peak ${t.peakPerSec} reconnects/s at the survivor (${t.arrivals} in all), ` +
+    `p99 ${t.storm.p99.toFixed(1)} ms during the move against ${t.quiet.p99.toFixed(1)} ms quiet (${t.p99Ratio.toFixed(2)}x), ` +
+    `all live in ${(t.allLiveMs / 1000).toFixed(2)} s, ${t.lost} lost, ${t.duplicated} duplicated, ` +
+    `${t.exact ? "every event exactly once" : `NOT EXACT ${JSON.stringify({ failover: t.failover, moved: t.moved, own: t.ownTally })}`}, ` +
+    `load average ${t.loadAverage.toFixed(1)}`
+  );
+}
+
+/** A deploy that could not be measured, and why. */
+export interface DeployFailure {
+  clients: number;
+  drainMs: number;
+  error: string;
+}
+
+/** Runs every deploy of the settings on a private Redis (or the one given); answers the trials, or why not. */
+export async function runDeployPhase(
+  s: DeploySettings,
+  log: (message: string) => void,
+): Promise<{ trials: DeployTrial[]; failures: DeployFailure[] } | { skipped: string }> {
+  let redis: { url: string; admin: Redis; kind: "private" | "given"; stop: () => Promise<void> };
+  if (s.redisUrl === undefined) {
+    try {
+      redis = { ...(await startPrivateRedis()), kind: "private" };
+    } catch (error) {
+      return {
+        skipped: `${error instanceof Error ? error.message : String(error)} (or set BENCH_DEPLOY_REDIS to a Redis URL)`,
+      };
+    }
+  } else {
+    const admin = await connectRedis(s.redisUrl);
+    if (typeof admin === "string") return { skipped: admin };
+    redis = { url: s.redisUrl, admin, kind: "given", stop: async () => void (await admin.quit()) };
+  }
+  const prefix = `runcast-bench-deploy:${randomUUID().slice(0, 8)}`;
+  const trials: DeployTrial[] = [];
+  const failures: DeployFailure[] = [];
+  try {
+    for (const clients of s.clients) {
+      for (const drainMs of s.drains) {
+        try {
+          trials.push(await deployTrial(s, { ...redis, prefix }, clients, drainMs, log));
+        } catch (error) {
+          const message = error instanceof Error ? error.message : String(error);
+          failures.push({ clients, drainMs, error: message });
+          log(`deploy N=${clients} drainMs ${drainMs} FAILED: ${message}`);
+        }
+      }
+    }
+  } finally {
+    await deleteKeys(redis.admin, prefix).catch(() => 0);
+    await redis.stop();
+  }
+  return { trials, failures };
+}
+
+/** The phase's table: one row per deploy, the peak rate also against the same client count's `drainMs` 0. */
+export function deployTable(trials: readonly DeployTrial[]): string {
+  const ms = (x: number): string => (Number.isFinite(x) ? x.toFixed(1) : "-");
+  const sec = (x: number): string => (Number.isFinite(x) ? `${(x / 1000).toFixed(2)} s` : "never");
+  const lines = [
+    "| clients | drainMs | peak reconnects/s at the survivor | vs drainMs 0 (target ≤ 0.2x) | survivor p99 quiet | p99 during the move | ratio (target ≤ 2x) | all reconnected | all live | lost | duplicated | every event once |",
+    "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|",
+  ];
+  for (const t of trials) {
+    const base = trials.find((x) => x.clients === t.clients && x.drainMs === 0);
+    const vs = base === undefined || base === t ? "" : `${(t.peakPerSec / base.peakPerSec).toFixed(2)}x`;
+    lines.push(
+      `| ${t.clients} | ${t.drainMs} | ${t.peakPerSec} | ${vs} | ${ms(t.quiet.p99)} ms | ${ms(t.storm.p99)} ms | ` +
+        `${Number.isFinite(t.p99Ratio) ? `${t.p99Ratio.toFixed(2)}x` : "-"} | ${sec(t.allReconnectedMs)} | ${sec(t.allLiveMs)} | ` +
+        `${t.lost} | ${t.duplicated} | ${t.exact ? "yes" : "NO"} |`,
+    );
+  }
+  return lines.join("\n");
+}
