@@ -9,7 +9,15 @@
  * is two processes sharing one Redis (see bench/servers/runcast-redis.ts), skipped when no
  * Redis answers.
  */
-export const SERVER_KINDS = ["handwritten", "runcast", "better-sse", "express-loop", "runcast-redis"] as const;
+export const SERVER_KINDS = [
+  "handwritten",
+  "runcast",
+  "better-sse",
+  "express-loop",
+  "runcast-redis",
+  "runcast-global",
+  "runcast-scoped",
+] as const;
 /** One of the servers. */
 export type ServerKind = (typeof SERVER_KINDS)[number];
 /** The servers compared by default. */
@@ -31,6 +39,9 @@ export const STREAM_PATH: Record<ServerKind, string> = {
   "better-sse": "/stream",
   "express-loop": "/stream",
   "runcast-redis": `/api/runs/${RUN_ID}/stream`,
+  // The scoped phase's: the global stream, with a token per client (bench/scoped.ts).
+  "runcast-global": "/api/stream",
+  "runcast-scoped": "/api/stream",
 };
 
 /** A benchmark run event: a realistic progress event plus its sequence number and send time. */

@@ -16,7 +16,8 @@
  *   `BENCH_LOAD_FLAGS` the same for the load process.
  * - `BENCH_PHASES=fanout,storm` (default): the fan-out tables and the reconnect storm (bench/storm.ts);
  *   `deploy` (bench/deploy.ts) closes one of two Redis processes under its clients with `close({ drainMs })`;
- *   `scoped` waits for its feature and is reported as not run (bench/phases.ts).
+ *   `scoped` (bench/scoped.ts) compares the global stream with tokens scoped to one of 100 tags against unscoped.
+ * - Scoped: `BENCH_SCOPED_CLIENTS=1000,5000`, `BENCH_SCOPED_REPS=1`.
  * - Deploy: `BENCH_DEPLOY_CLIENTS=5000`, `BENCH_DEPLOY_DRAIN=0,5000` (`drainMs` of each trial),
  *   `BENCH_DEPLOY_OWN=500` (the survivor's own clients, whose latency is measured), `BENCH_DEPLOY_RATE=2`
  *   (events per run and second, 10 runs), `BENCH_DEPLOY_REDIS=url` (instead of a private redis-server).
@@ -46,6 +47,7 @@ import {
 } from "./protocol";
 import { connectRedis, deleteKeys } from "./redis-admin";
 import { type Blast, headline, redisHeadline, type Saturation, summarize, type Trial, table } from "./report";
+import { eventShare, isScopedKind, SCOPED_KINDS, scopedPaths, scopedRows, scopedTable, tokenSecret } from "./scoped";
 import { runStormPhase, type StormFailure, type StormSettings, type StormTrial } from "./storm";
 import { stormCommands, stormDoubling, stormTable } from "./storm-report";
 
@@ -73,6 +75,8 @@ interface Settings {
   phases: PhaseName[];
   storm: StormSettings;
   deploy: DeploySettings;
+  /** The scoped phase's client counts and reps (bench/scoped.ts). */
+  scoped: { clients: number[]; reps: number };
 }
 
 const SMOKE = process.env.BENCH_SMOKE === "1";
@@ -118,6 +122,10 @@ function settings(): Settings {
       redisUrl: process.env.BENCH_STORM_REDIS || undefined,
       serverFlags: flags(process.env.BENCH_SERVER_FLAGS),
       loadFlags: flags(process.env.BENCH_LOAD_FLAGS),
+    },
+    scoped: {
+      clients: list(process.env.BENCH_SCOPED_CLIENTS)?.map(Number) ?? (SMOKE ? [200] : [1000, 5000]),
+      reps: Number(process.env.BENCH_SCOPED_REPS ?? 1),
     },
     deploy: {
       clients: list(process.env.BENCH_DEPLOY_CLIENTS)?.map(Number) ?? (SMOKE ? [20] : [5000]),
@@ -205,6 +213,7 @@ async function warmUp(
   ports: readonly number[],
   path: string,
   s: Settings,
+  view: { paths: string[] | undefined; share: number },
 ): Promise<void> {
   const count = Math.max(WARM_UP_CLIENTS, ports.length);
   const connected = await load.request({
@@ -212,6 +221,7 @@ async function warmUp(
     port: ports[0] ?? 0,
     ports,
     path,
+    ...(view.paths === undefined ? {} : { paths: view.paths }),
     count,
     concurrency: s.concurrency,
   });
@@ -220,7 +230,7 @@ async function warmUp(
     load,
     false,
     () => writer.request({ cmd: "paced", count: 1, intervalMs: 0 }),
-    (r) => r.broadcasts,
+    (r) => r.broadcasts * view.share,
   );
   if (!first.got.complete) throw new Error("warm-up: not every client got the event");
   await load.request({ cmd: "disconnect" });
@@ -250,9 +260,15 @@ async function trial(
   // `runcast-redis` is two processes on one prefix: the first also writes the events, and
   // every request below goes to it, except memory and stats (asked of both).
   const prefix = kind === "runcast-redis" ? `${redis?.prefix}:${clients}:${rep}` : undefined;
+  // The scoped phase's servers take the token secret; their clients a token each.
+  const secret = isScopedKind(kind) ? tokenSecret() : undefined;
+  const view = {
+    paths: isScopedKind(kind) && secret !== undefined ? await scopedPaths(kind, secret) : undefined,
+    share: eventShare(kind),
+  };
   const serverArgs =
     prefix === undefined
-      ? [[kind]]
+      ? [secret === undefined ? [kind] : [kind, secret]]
       : [
           [kind, prefix, "writer"],
           [kind, prefix, "reader"],
@@ -284,6 +300,7 @@ async function trial(
       serving.map((x) => x.port),
       STREAM_PATH[kind],
       s,
+      view,
     );
     const before = await memory();
     const connected = await load.request({
@@ -291,6 +308,7 @@ async function trial(
       port: serving[0]?.port ?? 0,
       ports: serving.map((x) => x.port),
       path: STREAM_PATH[kind],
+      ...(view.paths === undefined ? {} : { paths: view.paths }),
       count: clients,
       concurrency: s.concurrency,
     });
@@ -299,32 +317,40 @@ async function trial(
       load,
       false,
       () => server.request({ cmd: "paced", count: 1, intervalMs: 0 }),
-      (r) => r.broadcasts,
+      (r) => r.broadcasts * view.share,
     );
     // Summed over the processes: per connection held, whichever process holds it.
     const after = await memory();
     let allDelivered = connected.failed === 0 && first.got.complete;
+    // Scoped clients: each got its share exactly, none an event of a run outside its view (an extra).
+    let exactShares = true;
+    const exactShare = (d: { sent: { broadcasts: number }; got: LoadReplies["await"] }): void => {
+      exactShares &&= d.got.total === d.sent.broadcasts * view.share * clients;
+    };
+    exactShare(first);
 
     const paced = await deliver(
       load,
       true,
       () => server.request({ cmd: "paced", count: s.latencyEvents, intervalMs: s.latencyIntervalMs }),
-      (r) => r.broadcasts,
+      (r) => r.broadcasts * view.share,
     );
     allDelivered &&= paced.got.complete;
+    exactShare(paced);
 
     const saturation: Saturation[] = [];
     for (const k of s.shapes) {
       const blast = (durationMs: number) => () =>
         server.request({ cmd: "blast", k, durationMs, governorBytes: s.governorBytes });
-      const warm = await deliver(load, false, blast(s.warmupMs), (r) => r.broadcasts);
+      const warm = await deliver(load, false, blast(s.warmupMs), (r) => r.broadcasts * view.share);
       allDelivered &&= warm.got.complete;
+      exactShare(warm);
       // Several blasts, keeping the best: other work on a shared machine only ever slows one down.
       const blasts: Blast[] = [];
       for (let i = 0; i < s.blasts; i++) {
         const machine = machineBusy();
         const cpuBefore = await serversCpuMs(servers);
-        const run = await deliver(load, false, blast(s.blastMs), (r) => r.broadcasts);
+        const run = await deliver(load, false, blast(s.blastMs), (r) => r.broadcasts * view.share);
         // Read once every client has every event: the window covers the drain too.
         const cpuAfter = await serversCpuMs(servers);
         const ms = run.got.lastEventAt - run.sent.startedAt;
@@ -341,6 +367,7 @@ async function trial(
           cpuPerEventUs: run.got.total === 0 ? Number.NaN : ((cpuAfter - cpuBefore) * 1000) / run.got.total,
         });
         allDelivered &&= run.got.complete;
+        exactShare(run);
       }
       const best = blasts.reduce((a, b) => (b.eventsPerSec > a.eventsPerSec ? b : a));
       saturation.push({ k, ...best, blasts });
@@ -365,6 +392,7 @@ async function trial(
       saturation,
       cutOffs: stats.cutOffs,
       allDelivered,
+      ...(isScopedKind(kind) ? { exactShares } : {}),
     };
   } finally {
     await Promise.all([...servers.map((x) => x.stop()), load.stop()]);
@@ -447,6 +475,21 @@ async function main(): Promise<void> {
       stormFailures = ran.failures;
     }
   }
+  // The scoped phase: the two views of one server through the fan-out trial, K=10, alternating within a rep.
+  const scopedTrials: Trial[] = [];
+  if (s.phases.includes("scoped")) {
+    for (let rep = 1; rep <= s.scoped.reps; rep++) {
+      for (const clients of s.scoped.clients) {
+        const order = rep % 2 === 1 ? [...SCOPED_KINDS] : [...SCOPED_KINDS].reverse();
+        for (const kind of order) {
+          const t = await trial(kind, clients, rep, { ...s, shapes: [10] }, undefined);
+          scopedTrials.push(t);
+          log(describe(t));
+        }
+      }
+    }
+  }
+  const scoped = scopedRows(scopedTrials);
   let deploy: DeployTrial[] = [];
   let deployFailures: DeployFailure[] = [];
   const notRun = s.phases
@@ -486,6 +529,8 @@ async function main(): Promise<void> {
     trials,
     storm,
     stormFailures,
+    scoped,
+    scopedTrials,
     deploy,
     deployFailures,
   };
@@ -519,6 +564,10 @@ async function main(): Promise<void> {
   const failed = stormFailures
     .map((x) => `\nFAILED storm N=${x.clients} history ${x.history}/run missed ${x.missed}/run: ${x.error}\n`)
     .join("");
+  const scopedTables =
+    scoped.length === 0
+      ? ""
+      : `\nScoped (global stream, 100 runs over 100 tags, K=10; each client's token scoped to one tag, against unscoped tokens on the same server):\n\n${scopedTable(scoped)}\n`;
   const deployTables =
     deploy.length === 0
       ? ""
@@ -526,7 +575,9 @@ async function main(): Promise<void> {
   const deployFailed = deployFailures
     .map((x) => `\nFAILED deploy N=${x.clients} drainMs ${x.drainMs}: ${x.error}\n`)
     .join("");
-  process.stdout.write(`${fanoutTables}${stormTables}${deployTables}${failed}${deployFailed}${skips}${pending}`);
+  process.stdout.write(
+    `${fanoutTables}${stormTables}${scopedTables}${deployTables}${failed}${deployFailed}${skips}${pending}`,
+  );
 }
 
 main().catch((error: unknown) => {

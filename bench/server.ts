@@ -41,6 +41,12 @@ async function load(kind: ServerKind, args: readonly string[]): Promise<Fanout> 
       const redis = require("./servers/runcast-redis") as typeof import("./servers/runcast-redis");
       return redis.createFanout(prefix, role, options === undefined ? {} : JSON.parse(options));
     }
+    case "runcast-global":
+    case "runcast-scoped": {
+      const [secret] = args;
+      if (secret === undefined) throw new Error(`${kind} takes <token secret>`);
+      return (require("./servers/runcast-tags") as typeof import("./servers/runcast-tags")).createFanout(secret);
+    }
   }
 }
 
@@ -68,6 +74,7 @@ async function main(): Promise<void> {
   const kind = process.argv[2] as ServerKind;
   if (!SERVER_KINDS.includes(kind)) throw new Error(`unknown server ${kind}`);
   const fanout = await load(kind, process.argv.slice(3));
+  const batch = fanout.batch ?? 1;
   let seq = 0;
   let runsWriter: RunsWriter | undefined;
   const writer = (): RunsWriter => {
@@ -93,7 +100,7 @@ async function main(): Promise<void> {
         const until = startedAt + durationMs;
         let broadcasts = 0;
         const tick = (): void => {
-          if (wallClock() >= until) {
+          if (wallClock() >= until && broadcasts % batch === 0) {
             const used = process.cpuUsage(cpu);
             resolve({ broadcasts, startedAt, endedAt: wallClock(), cpuMs: (used.user + used.system) / 1000 });
             return;
@@ -103,14 +110,17 @@ async function main(): Promise<void> {
             setTimeout(tick, 1);
             return;
           }
-          for (let i = 0; i < k; i++) fanout.publish(benchEvent(++seq));
-          broadcasts += k;
+          // Past the end, only what completes the last batch.
+          const n = wallClock() >= until ? Math.min(k, batch - (broadcasts % batch)) : k;
+          for (let i = 0; i < n; i++) fanout.publish(benchEvent(++seq));
+          broadcasts += n;
           setImmediate(tick);
         };
         setImmediate(tick);
       }),
-    paced: ({ count, intervalMs }) =>
+    paced: ({ count: asked, intervalMs }) =>
       new Promise((resolve) => {
+        const count = Math.ceil(asked / batch) * batch;
         const startedAt = wallClock();
         let broadcasts = 0;
         const next = (): void => {

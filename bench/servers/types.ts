@@ -19,6 +19,11 @@ export interface Fanout {
   clients(): number;
   /** Clients the server disconnected for falling behind. */
   cutOffs(): number;
+  /**
+   * Broadcasts come in whole multiples of this (default 1): a server spreading events over
+   * that many runs rounds each blast up, so a client of one run gets an exact share.
+   */
+  readonly batch?: number;
   /** Ends every stream, spread over `drainMs` (the deploy phase); where the server can. */
   close?(drainMs: number): Promise<void>;
   /** Creating runs and recording into any of them, where the server can (the storm phase's writer). */
