@@ -48,6 +48,11 @@ export interface Trial {
   cutOffs: number;
   /** Every client stayed connected and received every event of every phase. */
   allDelivered: boolean;
+  /**
+   * The scoped phase: every connection received exactly its view's share of each wave's
+   * events, none more (so none of a run outside its view), by count.
+   */
+  exactShares?: boolean;
 }
 
 /** The figures compared, with how to read them off a trial. */

@@ -65,7 +65,7 @@ export interface ScopedRow {
   globalCpuPerEventUs: number;
   scopedCpuPerEventUs: number;
   cpuRatio: number;
-  /** Every client of both views got every event of its view. */
+  /** Every client of both views got every event of its view, and the views' totals were exact (no extra). */
   allDelivered: boolean;
 }
 
@@ -93,7 +93,9 @@ export function scopedRows(trials: readonly Trial[]): ScopedRow[] {
       globalCpuPerEventUs: median(pairs.map((p) => k10(p.g).cpuPerEventUs)),
       scopedCpuPerEventUs: median(pairs.map((p) => k10(p.s).cpuPerEventUs)),
       cpuRatio: median(pairs.map((p) => k10(p.s).cpuPerEventUs / k10(p.g).cpuPerEventUs)),
-      allDelivered: pairs.every((p) => p.g.allDelivered && p.s.allDelivered),
+      allDelivered: pairs.every(
+        (p) => p.g.allDelivered && p.s.allDelivered && p.g.exactShares === true && p.s.exactShares === true,
+      ),
     });
   }
   return rows;

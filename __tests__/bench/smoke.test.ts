@@ -5,6 +5,7 @@ import { join } from "node:path";
 import type { DeployFailure, DeployTrial } from "../../bench/deploy";
 import { drainPresent } from "../../bench/phases";
 import type { Row, Trial } from "../../bench/report";
+import type { ScopedRow } from "../../bench/scoped";
 import type { StormFailure, StormTrial } from "../../bench/storm";
 
 interface BenchResult {
@@ -17,6 +18,8 @@ interface BenchResult {
   trials: Trial[];
   storm: StormTrial[];
   stormFailures: StormFailure[];
+  scoped: ScopedRow[];
+  scopedTrials: Trial[];
   deploy: DeployTrial[];
   deployFailures: DeployFailure[];
 }
@@ -220,14 +223,32 @@ describe("the benchmark in smoke mode", () => {
     expect(stdout).toMatch(/\| 20 \| 1000 \| \d+ \| [\d.]+x \| [\d.]+ ms \| [\d.]+ ms \| [\d.]+x \|/);
   }, 200_000);
 
-  it("reports a phase that waits for a feature as not run, with no figures", async () => {
-    const { result, stdout } = await runSmoke(join(dir, "pending.json"), { BENCH_PHASES: "scoped" });
-    expect(result.notRun.map((x) => x.phase)).toEqual(["scoped"]);
-    for (const x of result.notRun) expect(x.reason).toMatch(/needs|not written yet/);
+  it("scopes: clients with tokens scoped to one of 100 tags get exactly their runs' events, next to unscoped clients, with every figure", async () => {
+    const { result, stdout } = await runSmoke(join(dir, "scoped.json"), { BENCH_PHASES: "scoped" });
+    expect(result.notRun).toEqual([]);
+    // The fan-out tables are not run; the phase's two views of one server are, in the same rep.
     expect(result.trials).toEqual([]);
-    expect(result.rows).toEqual([]);
-    expect(result.storm).toEqual([]);
-    expect(stdout).toContain("NOT RUN scoped");
-    expect(stdout).not.toContain("| clients |");
+    expect(result.scopedTrials.map((t) => t.server).sort()).toEqual(["runcast-global", "runcast-scoped"]);
+    for (const t of result.scopedTrials) {
+      expect(t.clients).toBe(200);
+      expect(t.connectFailures).toBe(0);
+      expect(t.cutOffs).toBe(0);
+      expect(t.allDelivered).toBe(true);
+      // By count: each client got its view's share of every wave exactly, nothing of another run.
+      expect(t.exactShares).toBe(true);
+      expect(t.saturation.map((x) => x.k)).toEqual([10]);
+      expect(t.saturation[0]?.eventsPerSec).toBeGreaterThan(0);
+      expect(t.latency.samples).toBeGreaterThan(0);
+      expect(Number.isFinite(t.heapPerConnection)).toBe(true);
+    }
+    const [row] = result.scoped;
+    expect(row?.clients).toBe(200);
+    expect(row?.allDelivered).toBe(true);
+    for (const ratio of [row?.eventsRatio, row?.heapRatio, row?.cpuRatio]) {
+      expect(ratio).toBeGreaterThan(0);
+      expect(Number.isFinite(ratio)).toBe(true);
+    }
+    expect(stdout).toContain("Scoped (global stream, 100 runs over 100 tags");
+    expect(stdout).toMatch(/\| 200 \| [\d.]+[kM] \| [\d.]+[kM] \| [\d.]+x \|/);
   }, 200_000);
 });
