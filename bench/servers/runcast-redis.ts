@@ -69,12 +69,7 @@ export async function createFanout(prefix: string, role: RedisRole, options: Red
       });
     },
     pending: () => pending,
-    close: (drainMs) => {
-      // Typed loosely so the benchmark still compiles against a runcast whose close() takes
-      // no options; the deploy phase runs only where `close({ drainMs })` exists (bench/phases.ts).
-      const close = router.close as (options?: { drainMs: number }) => Promise<void>;
-      return close.call(router, { drainMs });
-    },
+    close: (drainMs) => router.close({ drainMs }),
     clients: () => router.clientCount(),
     cutOffs: () => router.stats().slowClientsCutOff,
     runs: {
