@@ -118,8 +118,13 @@ export function createExample(options: ExampleOptions = {}): Example {
     });
   }
 
-  app.get("/api/runs", (_req, res) => {
-    res.json({ runs: recent.list() });
+  // Recent runs, optionally those carrying a tag (`?tags=team:web`), as the stream filters them.
+  app.get("/api/runs", (req, res) => {
+    const tag = typeof req.query.tags === "string" && req.query.tags !== "" ? req.query.tags : undefined;
+    const runs = recent.list();
+    res.json({
+      runs: tag === undefined ? runs : runs.filter((run) => Array.isArray(run.tags) && run.tags.includes(tag)),
+    });
   });
 
   app.post("/api/runs", (req, res) => {

@@ -5,6 +5,9 @@
  */
 import type { MemoryRunSource, RunState } from "../lib/index"; // in your app: from "runcast"
 
+/** The teams runs belong to, as tags (`team:web`, ...). */
+export const TEAMS = ["team:web", "team:payments", "team:data"];
+
 /** The services a run may deploy. */
 export const SERVICES = [
   "api-gateway",
@@ -85,10 +88,12 @@ export class Orchestrator {
       completed: 0,
       failure: undefined,
     };
-    // Extra fields (name, units, created_at) travel with the state to every client.
+    // Extra fields (name, units, created_at) travel with the state to every client. The tags
+    // say whose run it is: a page can watch one team's runs only (`?tags=`).
     const state = this.source.createRun({
       id,
       name: `Deploy #${this.#seq}`,
+      tags: [TEAMS[this.#seq % TEAMS.length] as string],
       total_units: units.length,
       units: { ...run.units },
       created_at: new Date().toISOString(),

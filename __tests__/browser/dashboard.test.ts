@@ -87,6 +87,42 @@ function createRun(source: MemoryRunSource, id: string, name: string): void {
 }
 
 describe("the example dashboard in Chromium", () => {
+  it("shows each run's team tag and narrows the list to one team through the server's filter", async () => {
+    const r = await start();
+    const { source } = r.example;
+    const streams: string[] = [];
+    r.server.on("request", (req) => {
+      if (req.url?.startsWith("/api/stream")) streams.push(req.url);
+    });
+    source.createRun({ id: "run-11", name: "Web #1", tags: ["team:web"], created_at: "2026-03-02T09:11:00Z" });
+    source.createRun({ id: "run-12", name: "Pay #1", tags: ["team:payments"], created_at: "2026-03-02T09:12:00Z" });
+    source.createRun({ id: "run-13", name: "Web #2", tags: ["team:web"], created_at: "2026-03-02T09:13:00Z" });
+    source.completeRun("run-13", { status: "completed", completed_units: 0 });
+    await page.goto(r.url);
+    await pill("connection", "live");
+    await until("three runs listed", () => document.querySelectorAll("li.run").length === 3, null);
+    expect(await page.textContent('li.run[data-run-id="run-12"] .tags')).toBe("team:payments");
+
+    await page.selectOption("#tag-filter", "team:web");
+    await until(
+      "only team:web's runs",
+      () =>
+        Array.from(document.querySelectorAll("li.run"), (li) => li.getAttribute("data-run-id")).join() === "run-13,run-11",
+      null,
+    );
+    // The server narrowed the stream: the page asked for ?tags=team:web, and a new run of
+    // another team never shows up.
+    await pill("connection", "live");
+    expect(new URL(streams.at(-1) ?? "", r.url).searchParams.get("tags")).toBe("team:web");
+    source.createRun({ id: "run-14", name: "Pay #2", tags: ["team:payments"], created_at: "2026-03-02T09:14:00Z" });
+    source.createRun({ id: "run-15", name: "Web #3", tags: ["team:web"], created_at: "2026-03-02T09:15:00Z" });
+    await until("run-15 listed", () => document.querySelector('li.run[data-run-id="run-15"]') !== null, null);
+    expect(await page.$('li.run[data-run-id="run-14"]')).toBeNull();
+
+    await page.selectOption("#tag-filter", "");
+    await until("every run again", () => document.querySelectorAll("li.run").length === 5, null);
+  });
+
   it("a run opened late, or after it finished, shows its whole event log with timings", async () => {
     const r = await start();
     const { source } = r.example;

@@ -46,23 +46,48 @@ let fromApi = new Map();
  */
 const gone = new Set();
 
-const everyRun = watchAll("/api/stream", {
-  onState: (state) => {
-    gone.delete(state.id);
-    scheduleRender();
-  },
-  onComplete: (state, info) => {
-    gone.delete(state.id);
-    if (!info.snapshot) announce(`${state.name ?? state.id} ${state.status}.`);
-    scheduleRender();
-  },
-  // A fresh snapshot: what the page listed may be another server's. Ask what this one holds.
-  onResync: () => refreshFromApi(),
-  onStatus: (status) => {
-    showConnection($("connection"), status);
-    if (status === "live") refreshFromApi();
-  },
-  onError: (error) => console.warn("runcast:", error.message),
+/**
+ * The tag the list is narrowed to, or "" for every run. The server does the narrowing: the
+ * global stream is opened with `?tags=` and GET /api/runs with the same filter, so the page
+ * never receives the other teams' runs.
+ */
+let tagFilter = "";
+
+/** Opens the global stream for the runs the list shows. */
+function watchListed() {
+  return watchAll(
+    "/api/stream",
+    {
+      onState: (state) => {
+        gone.delete(state.id);
+        scheduleRender();
+      },
+      onComplete: (state, info) => {
+        gone.delete(state.id);
+        if (!info.snapshot) announce(`${state.name ?? state.id} ${state.status}.`);
+        scheduleRender();
+      },
+      // A fresh snapshot: what the page listed may be another server's. Ask what this one holds.
+      onResync: () => refreshFromApi(),
+      onStatus: (status) => {
+        showConnection($("connection"), status);
+        if (status === "live") refreshFromApi();
+      },
+      onError: (error) => console.warn("runcast:", error.message),
+    },
+    tagFilter === "" ? {} : { tags: [tagFilter] },
+  );
+}
+
+let everyRun = watchListed();
+
+$("tag-filter").addEventListener("change", (event) => {
+  tagFilter = event.target.value;
+  everyRun.close();
+  fromApi = new Map();
+  gone.clear();
+  everyRun = watchListed();
+  scheduleRender();
 });
 
 /**
@@ -72,14 +97,16 @@ const everyRun = watchAll("/api/stream", {
  */
 async function refreshFromApi() {
   const known = new Set([...everyRun.state.keys(), ...fromApi.keys()]);
+  const filter = tagFilter;
   let runs;
   try {
-    const response = await fetch("/api/runs");
+    const response = await fetch(filter === "" ? "/api/runs" : `/api/runs?tags=${encodeURIComponent(filter)}`);
     if (!response.ok) return;
     ({ runs } = await response.json());
   } catch {
     return; // The server is away; the streams will say when it is back.
   }
+  if (filter !== tagFilter) return; // The list was narrowed otherwise meanwhile.
   fromApi = new Map(runs.map((run) => [run.id, run]));
   for (const id of known) if (!fromApi.has(id)) gone.add(id);
   if (selected !== undefined && gone.has(selected.id)) showGone();
@@ -173,10 +200,11 @@ function createRow(id) {
   const badge = el("span", "badge");
   const progress = progressBar();
   const units = el("span", "units-count");
+  const tags = el("span", "tags");
   const sub = el("div", "sub");
-  sub.append(progress.track, units);
+  sub.append(progress.track, units, tags);
   item.append(open, badge, sub);
-  return { item, open, title, runId, badge, progress, units };
+  return { item, open, title, runId, badge, progress, units, tags };
 }
 
 function updateRow(row, run) {
@@ -189,6 +217,7 @@ function updateRow(row, run) {
   setAttr(row.badge, "data-status", run.status);
   updateProgress(row.progress, run, `${run.name ?? run.id} progress`);
   setText(row.units, unitsText(run));
+  setText(row.tags, Array.isArray(run.tags) ? run.tags.join(" ") : "");
 }
 
 /** A progress bar with the progressbar role: its value is completed units out of the total. */
