@@ -107,7 +107,8 @@ describe("the example dashboard in Chromium", () => {
     await until(
       "only team:web's runs",
       () =>
-        Array.from(document.querySelectorAll("li.run"), (li) => li.getAttribute("data-run-id")).join() === "run-13,run-11",
+        Array.from(document.querySelectorAll("li.run"), (li) => li.getAttribute("data-run-id")).join() ===
+        "run-13,run-11",
       null,
     );
     // The server narrowed the stream: the page asked for ?tags=team:web, and a new run of
