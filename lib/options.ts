@@ -43,6 +43,14 @@ export interface SseRouterOptions {
   maxStreamMs?: number | undefined;
   /** A client whose unsent backlog passes this many bytes is disconnected (it reconnects and replays). @default 1048576 */
   maxBufferedBytes?: number | undefined;
+  /**
+   * Memory for each run's newest frames as they arrive from the source, in characters of frame
+   * text (bytes for ASCII): a per-run resume (`Last-Event-ID`) from an id still held there is
+   * served from memory, without reading the source's log, so a reconnect storm after a deploy
+   * or a network blip costs the source nothing. The oldest frames go first; a run's log is read
+   * as usual for anything older. 0 turns it off. @default 16777216 (16 MiB)
+   */
+  resumeCacheBytes?: number | undefined;
   /** Most clients, both streams together; more are refused with 503 `too_many_clients`. @default Infinity */
   maxClients?: number | undefined;
   /**
@@ -102,6 +110,7 @@ export const DEFAULTS = {
   maxBufferedBytes: 1024 * 1024,
   maxClients: Number.POSITIVE_INFINITY,
   sourceTimeoutMs: 10_000,
+  resumeCacheBytes: 16 * 1024 * 1024,
 } as const;
 
 /** An option that must be a positive integer (or, with `allowInfinity`, `Infinity`), else `invalid_option`. */
@@ -117,6 +126,15 @@ export function positiveInteger(
     value > 0 &&
     (Number.isSafeInteger(value) || (allowInfinity && value === Number.POSITIVE_INFINITY));
   if (!ok) throw new RuncastError("invalid_option", `${name} must be a positive integer, got ${String(value)}`);
+  return value;
+}
+
+/** An option that must be a whole number, 0 or more, else `invalid_option`. */
+function nonNegativeInteger(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
+    throw new RuncastError("invalid_option", `${name} must be a non-negative integer, got ${String(value)}`);
+  }
   return value;
 }
 
@@ -155,6 +173,7 @@ export function resolveOptions(options: SseRouterOptions = {}): ResolvedOptions 
     retryMs: positiveInteger("retryMs", options.retryMs, DEFAULTS.retryMs),
     maxBufferedBytes: positiveInteger("maxBufferedBytes", options.maxBufferedBytes, DEFAULTS.maxBufferedBytes),
     maxClients: positiveInteger("maxClients", options.maxClients, DEFAULTS.maxClients, true),
+    resumeCacheBytes: nonNegativeInteger("resumeCacheBytes", options.resumeCacheBytes, DEFAULTS.resumeCacheBytes),
     sourceTimeoutMs: timerDelay("sourceTimeoutMs", options.sourceTimeoutMs, DEFAULTS.sourceTimeoutMs),
     maxStreamMs: options.maxStreamMs === undefined ? undefined : positiveInteger("maxStreamMs", options.maxStreamMs, 0),
     authorize: options.authorize,
@@ -175,10 +194,5 @@ export interface CloseOptions {
 
 /** `close()`'s `drainMs` checked: a non-negative whole number of ms, else `invalid_option`. */
 export function resolveDrainMs(options: CloseOptions | undefined): number {
-  const drainMs = options?.drainMs;
-  if (drainMs === undefined) return 0;
-  if (typeof drainMs !== "number" || !Number.isSafeInteger(drainMs) || drainMs < 0) {
-    throw new RuncastError("invalid_option", `drainMs must be a non-negative integer, got ${String(drainMs)}`);
-  }
-  return drainMs;
+  return nonNegativeInteger("drainMs", options?.drainMs, 0);
 }

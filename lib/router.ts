@@ -4,6 +4,7 @@ import { RuncastError, type RuncastErrorCode } from "./errors";
 import { FrameCache } from "./frame-cache";
 import { envelopeFrame, type Frame } from "./frames";
 import { Hub } from "./hub";
+import { LiveTail } from "./live-tail";
 import {
   type CloseOptions,
   type ErrorContext,
@@ -60,6 +61,11 @@ export interface SseRouterStats {
   streamStarts: Record<StartOutcome, number>;
   /** Frames each `replayed` start wrote from the log, as histogram buckets. */
   replaySizes: ReplaySizeStats;
+  /**
+   * The router's memory of each run's newest frames (option `resumeCacheBytes`): what it holds
+   * now, and how many per-run resumes began from it rather than from the source's log.
+   */
+  resumeCache: { frames: number; bytes: number; hits: number };
   /** Envelopes rejected by validation (never broadcast), live or read from the source. */
   invalidEnvelopes: number;
   /** Source reads that threw, rejected or outlasted `sourceTimeoutMs` (the requests got 500 or 503, or the streams ended to be resumed). */
@@ -226,6 +232,8 @@ class Streams {
   readonly ctx: StartContext;
   /** Frames of envelopes by id, shared by live fan-out and every replay of the same entries. */
   readonly frames = new FrameCache();
+  /** Runs' newest frames as the source delivered them: resumes from an id held there read no log. */
+  readonly tail: LiveTail;
   /** Runs' tags, learnt from their states (events carry none), for placing frames in views. */
   readonly tags: RunTags;
   /** Live frames held, in order, behind one whose run's tags are being looked up. */
@@ -257,9 +265,11 @@ class Streams {
       onFault: (error, client) => this.report(error, { phase: "delivery", runId: client.runId ?? undefined }),
     });
     this.tags = new RunTags(source, (error, context) => this.report(error, context));
+    this.tail = new LiveTail(compareIds, options.resumeCacheBytes);
     this.ctx = {
       source,
       frames: this.frames,
+      tail: this.tail,
       reject: (error, context) => this.reject(error, context),
       tags: this.tags,
     };
@@ -281,6 +291,8 @@ class Streams {
       ),
       { phase: "gap", runId },
     );
+    // What is held of the runs concerned no longer continues into their logs.
+    this.tail.clear(runId);
     this.hub.endStreams(runId);
   }
 
@@ -311,6 +323,7 @@ class Streams {
       this.reject(error, { phase: "envelope", runId: runIdOf(envelope), envelope });
       return;
     }
+    this.tail.append(frame);
     this.deliver(frame);
   }
 
@@ -457,6 +470,7 @@ class Streams {
     }
     const { plan } = start;
     this.counters.starts[plan.outcome]++;
+    if (plan.held === true) this.counters.heldResumes++;
     await this.hub.connect(client);
     if (access.expiresAt !== undefined) this.expireAt(res, access.expiresAt, () => client.end("token_expiry"));
     try {
@@ -632,6 +646,7 @@ class Streams {
       clientsEnded: { ...counters.ended },
       streamStarts: { ...counters.starts },
       replaySizes: counters.replaySizes(),
+      resumeCache: { frames: this.tail.size, bytes: this.tail.chars, hits: counters.heldResumes },
       invalidEnvelopes: counters.invalidEnvelopes,
       sourceErrors: counters.sourceErrors,
       channels: hub.channelCount,

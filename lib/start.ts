@@ -1,5 +1,6 @@
 import type { FrameCache } from "./frame-cache";
 import { envelopeFrame, type Frame, resyncFrame, snapshotFrame } from "./frames";
+import type { LiveTail } from "./live-tail";
 import type { ErrorContext } from "./options";
 import type { RunTags } from "./run-tags";
 import {
@@ -58,6 +59,8 @@ export interface StreamPlan {
   /** Id of the newest envelope the frames above reflect: live frames up to it are dropped. */
   cursor: string | undefined;
   outcome: StartOutcome;
+  /** The head came from the router's memory of recent frames, not from the source's log. */
+  held?: boolean;
 }
 
 /** How a new stream begins, decided before its head is written. */
@@ -73,6 +76,8 @@ export interface StartContext {
   source: RunEventSource;
   /** Frames of log entries, made once for every client that replays them. */
   frames: FrameCache;
+  /** Runs' newest frames as received live: resumes from an id held there read no log. */
+  tail: LiveTail;
   /** Reports a value the source gave that fails validation (it is skipped, and counted). */
   reject: (error: unknown, context: ErrorContext) => void;
   /** Runs' tags, for placing global frames in a client's view. */
@@ -178,8 +183,15 @@ async function inView(ctx: StartContext, view: View, read: LogRead): Promise<Log
   return { ...read, frames: read.frames.filter((frame) => view.includes(frame.runId, ctx.tags.get(frame.runId))) };
 }
 
+/** A page of a run's log taken from the live tail: the frames held after `after`. */
+function heldPage(next: Frame[], after: string, limit: number): LogRead {
+  return { frames: next, last: next.at(-1)?.id ?? after, full: next.length >= limit };
+}
+
 function logReader(ctx: StartContext, runId: string | undefined, view: View | undefined): LogReader {
   return async (after) => {
+    const held = runId === undefined ? undefined : ctx.tail.after(runId, after, LOG_PAGE_SIZE);
+    if (held !== undefined) return heldPage(held.next, after, LOG_PAGE_SIZE);
     const page = await readPage(ctx, runId, after, LOG_PAGE_SIZE);
     if (page === undefined) return "gone";
     if (isGap(page)) return "gap";
@@ -198,6 +210,7 @@ function fromLog(
   first: LogRead,
   after: string | undefined,
   view?: View,
+  held = false,
 ): StreamStart {
   return stream({
     head: first.frames,
@@ -205,6 +218,7 @@ function fromLog(
     more: first.full,
     cursor: first.last ?? after,
     outcome: "replayed",
+    held,
   });
 }
 
@@ -319,6 +333,19 @@ export async function startRun(ctx: StartContext, runId: string, request: StartR
   const after = request.lastEventId;
   if (after === undefined && !request.fromStart) return runSnapshot(ctx, runId, undefined);
   if (after !== undefined && !ENVELOPE_ID_PATTERN.test(after)) return runSnapshot(ctx, runId, "unknown_id");
+  if (after !== undefined) {
+    // Held live here: what follows is the log's own sequence, served without reading it.
+    const held = ctx.tail.after(runId, after, FIRST_PAGE_SIZE);
+    // Only finished runs are forgotten, and a forgotten run is gone whole: ask the source.
+    if (held !== undefined && (!held.ended || (await source.getRun(runId)) !== undefined)) {
+      if (held.at.type === "complete") return FINISHED;
+      return fromLog(ctx, runId, heldPage(held.next, after, FIRST_PAGE_SIZE), after, undefined, true);
+    }
+    if (held !== undefined) {
+      ctx.tail.clear(runId);
+      return MISSING;
+    }
+  }
   if (source.readLog === undefined) {
     return after === undefined ? runSnapshot(ctx, runId, "trimmed") : replayRun(ctx, runId, after);
   }

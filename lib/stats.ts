@@ -57,6 +57,8 @@ export class RouterCounters {
     error: 0,
   };
   readonly starts: Record<StartOutcome, number> = { fresh: 0, replayed: 0, resync: 0 };
+  /** Per-run resumes that began from the router's memory of recent frames. */
+  heldResumes = 0;
   invalidEnvelopes = 0;
   sourceErrors = 0;
   readonly #replayBuckets: number[] = REPLAY_SIZE_BUCKETS.map(() => 0);

@@ -137,6 +137,10 @@ describe("runcast/prometheus scraped over HTTP", () => {
     expect(sampleValue(families, "runcast_replay_frames_bucket", { le: "1" })).toBe(0);
     expect(sampleValue(families, "runcast_replay_frames_bucket", { le: "10" })).toBe(1);
     expect(sampleValue(families, "runcast_replay_frames_bucket", { le: "+Inf" })).toBe(1);
+    // The resume began from the router's memory of the frames it had just delivered live.
+    expect(sampleValue(families, "runcast_resume_cache_hits_total")).toBe(1);
+    expect(sampleValue(families, "runcast_resume_cache_bytes")).toBe(t.router.stats().resumeCache.bytes);
+    expect(t.router.stats().resumeCache.bytes).toBeGreaterThan(0);
     expect(sampleValue(families, "runcast_source_errors_total")).toBe(1);
     expect(sampleValue(families, "runcast_invalid_envelopes_total")).toBe(0);
     expect(sampleValue(families, "runcast_source_lag_entries")).toBe(3);
@@ -186,6 +190,8 @@ describe("runcast/prometheus scraped over HTTP", () => {
       runcast_clients_ended_total: "counter",
       runcast_stream_starts_total: "counter",
       runcast_replay_frames: "histogram",
+      runcast_resume_cache_hits_total: "counter",
+      runcast_resume_cache_bytes: "gauge",
       runcast_invalid_envelopes_total: "counter",
       runcast_source_errors_total: "counter",
       runcast_source_lag_entries: "gauge",

@@ -5,12 +5,16 @@ import { SseStream } from "../helpers/sse";
 describe("resuming with Last-Event-ID", () => {
   let source: MemoryRunSource;
   let t: TestServer;
+  const closing: (() => Promise<void>)[] = [];
 
   beforeEach(async () => {
     source = new MemoryRunSource({ historySize: 50, maxRunLogSize: 50 });
     t = await serve(source, { heartbeatMs: 60_000 });
   });
-  afterEach(() => t.close());
+  afterEach(async () => {
+    for (const close of closing.splice(0)) await close();
+    await t.close();
+  });
 
   it("a reconnect gets exactly the missed frames of its run, in order, then live frames", async () => {
     source.createRun({ id: "r" });
@@ -66,7 +70,10 @@ describe("resuming with Last-Event-ID", () => {
     for (let i = 0; i < 60; i++) source.recordEvent("r", { type: "unit.progress", n: i });
     source.updateRun("r", { status: "running", completed_units: 7 });
     const cursor = source.lastId;
-    const stream = await SseStream.open(`${t.url}/api/runs/r/stream`, { "Last-Event-ID": old });
+    // A router without memory of recent frames (which would still hold `old`): the log answers.
+    const forgetful = await serve(source, { heartbeatMs: 60_000, resumeCacheBytes: 0 });
+    closing.push(() => forgetful.close());
+    const stream = await SseStream.open(`${forgetful.url}/api/runs/r/stream`, { "Last-Event-ID": old });
     await stream.frameCount(2);
     const live = source.recordEvent("r", { type: "unit.started", n: 60 });
     await stream.frameCount(3);

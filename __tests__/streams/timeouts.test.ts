@@ -8,6 +8,7 @@ import {
   type RunEventSource,
   type RunSnapshot,
   type RunState,
+  type SseRouterOptions,
   sseRouter,
 } from "../../lib/index";
 import { eventually, serve, type TestServer } from "../helpers/server";
@@ -79,7 +80,7 @@ describe("sourceTimeoutMs", () => {
   let authorize: (() => Promise<boolean>) | undefined;
 
   /** Serves `hanging` (with runs `r`, active, and `done`, finished) behind a fresh router. */
-  async function setUp(hanging: HangingSource): Promise<void> {
+  async function setUp(hanging: HangingSource, more: SseRouterOptions = {}): Promise<void> {
     source = hanging;
     source.inner.createRun({ id: "r" });
     source.inner.createRun({ id: "done" });
@@ -93,6 +94,7 @@ describe("sourceTimeoutMs", () => {
       maxClients: 1,
       authorize: () => authorize?.() ?? true,
       onError: (error, context) => errors.push({ error, context }),
+      ...more,
     });
   }
 
@@ -149,7 +151,8 @@ describe("sourceTimeoutMs", () => {
 
   it("a log page that never answers while a resume is written ends that stream, reported; the client can resume", async () => {
     await t.close();
-    await setUp(new HangingLogSource());
+    // The router's memory of recent frames off: every page is the source's to read.
+    await setUp(new HangingLogSource(), { resumeCacheBytes: 0 });
     for (let n = 0; n < 60; n++) source.inner.recordEvent("r", { type: "unit.progress", n });
     const first = source.inner.readLog({ runId: "r", limit: 1 });
     const after = first !== undefined && "envelopes" in first ? (first.envelopes[0]?.id as string) : "";

@@ -16,6 +16,8 @@ const METRIC_NAMES = [
   "clients_ended_total",
   "stream_starts_total",
   "replay_frames",
+  "resume_cache_hits_total",
+  "resume_cache_bytes",
   "invalid_envelopes_total",
   "source_errors_total",
   "source_lag_entries",
@@ -95,6 +97,8 @@ class RouterHistogram extends Histogram<string> {
  * | `runcast_clients_ended_total` | counter | `reason`: see `EndReason` |
  * | `runcast_stream_starts_total` | counter | `outcome`: `fresh`, `replayed`, `resync` |
  * | `runcast_replay_frames` | histogram | frames per resume served from the log |
+ * | `runcast_resume_cache_hits_total` | counter | per-run resumes begun from the router's memory of recent frames |
+ * | `runcast_resume_cache_bytes` | gauge | frame text held there (option `resumeCacheBytes`) |
  * | `runcast_invalid_envelopes_total` | counter | |
  * | `runcast_source_errors_total` | counter | |
  * | `runcast_source_lag_entries`, `runcast_source_lag_seconds` | gauge | only for sources that report lag (`NaN` until measured) |
@@ -186,6 +190,19 @@ export function collectMetrics(router: SseRouter, options: CollectMetricsOptions
     registry,
     () => router.stats().replaySizes,
   );
+  total(
+    "resume_cache_hits_total",
+    "Per-run resumes begun from the router's memory of recent frames, without reading the source's log.",
+    (s) => s.resumeCache.hits,
+  );
+  new Gauge({
+    name: name("resume_cache_bytes"),
+    help: "Frame text held in the router's memory of recent frames (option resumeCacheBytes).",
+    registers,
+    collect() {
+      this.set(router.stats().resumeCache.bytes);
+    },
+  });
   total(
     "invalid_envelopes_total",
     "Envelopes from the source rejected by validation (dropped).",
