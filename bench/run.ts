@@ -24,7 +24,8 @@
  * - Storm: `BENCH_STORM_CLIENTS=1000,5000`, `BENCH_STORM_HISTORY=1000,2000` (envelopes per run before it),
  *   `BENCH_STORM_MISSED=100,200` (events per run recorded while the clients are away), `BENCH_STORM_RUNS=10`,
  *   `BENCH_STORM_RATE=2` (events per run and second), `BENCH_STORM_REPS=1`, `BENCH_STORM_REDIS=url` (instead
- *   of a private redis-server).
+ *   of a private redis-server), `BENCH_STORM_CACHE=on,off` (the serving router's `resumeCacheBytes` at its
+ *   default, then 0: one storm each).
  */
 
 import { randomUUID } from "node:crypto";
@@ -116,6 +117,7 @@ function settings(): Settings {
       missed: list(process.env.BENCH_STORM_MISSED)?.map(Number) ?? (SMOKE ? [10] : [100, 200]),
       runs: Number(process.env.BENCH_STORM_RUNS ?? 10),
       rate: Number(process.env.BENCH_STORM_RATE ?? 2),
+      caches: (list(process.env.BENCH_STORM_CACHE) ?? ["on", "off"]).map((x) => x !== "off"),
       concurrency: 256,
       reps: Number(process.env.BENCH_STORM_REPS ?? 1),
       timeoutMs: SMOKE ? 30_000 : 180_000,
@@ -562,7 +564,10 @@ async function main(): Promise<void> {
         `\nRedis work of the serving process during the storm, per command or script:\n\n${stormCommands(storm)}\n`;
   const pending = notRun.map((x) => `\nNOT RUN ${x.phase}: ${x.reason}\n`).join("");
   const failed = stormFailures
-    .map((x) => `\nFAILED storm N=${x.clients} history ${x.history}/run missed ${x.missed}/run: ${x.error}\n`)
+    .map(
+      (x) =>
+        `\nFAILED storm N=${x.clients} history ${x.history}/run missed ${x.missed}/run resume cache ${x.resumeCache ? "on" : "off"}: ${x.error}\n`,
+    )
     .join("");
   const scopedTables =
     scoped.length === 0

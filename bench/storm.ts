@@ -34,6 +34,12 @@ export interface StormSettings {
   runs: number;
   /** Events per run and second, recorded throughout (busy runs). */
   rate: number;
+  /**
+   * Whether the serving router keeps its memory of recent frames (`resumeCacheBytes`, on by
+   * default), one storm each: on, resumes from ids it received live read no log; off, every
+   * resume reads its run's log in Redis (what the Redis figures measure).
+   */
+  caches: boolean[];
   /** Connections waiting for their head at once, fresh and resuming alike. */
   concurrency: number;
   reps: number;
@@ -51,6 +57,8 @@ export interface StormTrial {
   history: number;
   /** Events per run recorded while the clients were away (they missed these and the steady flow meanwhile). */
   missed: number;
+  /** The router's memory of recent frames was on (`resumeCacheBytes` default) or off (0). */
+  resumeCache: boolean;
   runs: number;
   rep: number;
   /** The source's `historySize` (every run's envelopes together): `runs` x `history`, so the history is full. */
@@ -131,11 +139,17 @@ async function stormTrial(
   clients: number,
   history: number,
   missed: number,
+  cache: boolean,
   rep: number,
   log: (message: string) => void,
 ): Promise<StormTrial> {
-  const prefix = `${redis.prefix}:${clients}:${history}:${missed}:${rep}`;
-  const options = JSON.stringify({ url: redis.url, run: false, source: sourceOptions(s, history) });
+  const prefix = `${redis.prefix}:${clients}:${history}:${missed}:${cache ? "cache" : "log"}:${rep}`;
+  const options = JSON.stringify({
+    url: redis.url,
+    run: false,
+    source: sourceOptions(s, history),
+    router: cache ? {} : { resumeCacheBytes: 0 },
+  });
   const serverFlags = ["--expose-gc", ...s.serverFlags];
   const starting = await Promise.allSettled([
     Child.start<LoadRequest, LoadReplies>("load", [], s.loadFlags),
@@ -189,7 +203,7 @@ async function stormTrial(
     const cpuFresh = (await serversCpuMs(serving)) - cpu;
     const freshWork = await finishRecording();
     log(
-      `storm N=${clients} history ${history}/run missed ${missed}/run: ${fresh.complete ? `all live in ${(fresh.liveMs / 1000).toFixed(2)} s` : "NOT ALL LIVE"} after connecting fresh`,
+      `storm N=${clients} history ${history}/run missed ${missed}/run${cacheLabel(cache)}: ${fresh.complete ? `all live in ${(fresh.liveMs / 1000).toFixed(2)} s` : "NOT ALL LIVE"} after connecting fresh`,
     );
     if (!fresh.complete) throw new Error(`storm: not every client connected fresh within ${s.timeoutMs} ms`);
     // Every client holds an event of its run (where its checks start, and what it resumes after).
@@ -257,6 +271,7 @@ async function stormTrial(
       clients,
       history,
       missed,
+      resumeCache: cache,
       runs: s.runs,
       rep,
       historySize: s.runs * history,
@@ -287,10 +302,15 @@ async function stormTrial(
   }
 }
 
+/** How a storm's router served resumes, for its log lines. */
+function cacheLabel(cache: boolean): string {
+  return cache ? " (resume cache on)" : " (resume cache off: every resume reads Redis)";
+}
+
 /** One line about a storm, for the log. */
 export function describeStorm(t: StormTrial): string {
   return (
-    `storm N=${t.clients} history ${t.history}/run missed ${t.missed}/run (rep ${t.rep}): fresh live in ${(t.fresh.liveMs / 1000).toFixed(2)} s, ` +
+    `storm N=${t.clients} history ${t.history}/run missed ${t.missed}/run${cacheLabel(t.resumeCache)} (rep ${t.rep}): fresh live in ${(t.fresh.liveMs / 1000).toFixed(2)} s, ` +
     `resumed live in ${t.resume.complete ? `${(t.resume.liveMs / 1000).toFixed(2)} s (${t.liveRatio.toFixed(2)}x)` : `NOT ALL within the timeout (half in ${(t.resume.liveP50Ms / 1000).toFixed(2)} s)`}, ` +
     `${t.resume.behindMean.toFixed(0)} events missed per client, Redis ${t.redisPerResumeUs.toFixed(0)} µs/resume ` +
     `(${t.redisPerFreshUs.toFixed(0)} µs/fresh connect), slowest write during the storm ${t.maxWriteMs.storm.toFixed(0)} ms, ` +
@@ -329,13 +349,17 @@ export async function runStormPhase(
       for (const clients of s.clients) {
         for (const history of s.histories) {
           for (const missed of s.missed) {
-            try {
-              trials.push(await stormTrial(s, { ...redis, prefix }, clients, history, missed, rep, log));
-            } catch (error) {
-              // One storm that could not be measured does not lose the others.
-              const message = error instanceof Error ? error.message : String(error);
-              failures.push({ clients, history, missed, rep, error: message });
-              log(`storm N=${clients} history ${history}/run missed ${missed}/run FAILED: ${message}`);
+            for (const cache of s.caches) {
+              try {
+                trials.push(await stormTrial(s, { ...redis, prefix }, clients, history, missed, cache, rep, log));
+              } catch (error) {
+                // One storm that could not be measured does not lose the others.
+                const message = error instanceof Error ? error.message : String(error);
+                failures.push({ clients, history, missed, resumeCache: cache, rep, error: message });
+                log(
+                  `storm N=${clients} history ${history}/run missed ${missed}/run${cacheLabel(cache)} FAILED: ${message}`,
+                );
+              }
             }
           }
         }
@@ -353,6 +377,7 @@ export interface StormFailure {
   clients: number;
   history: number;
   missed: number;
+  resumeCache: boolean;
   rep: number;
   error: string;
 }

@@ -11,13 +11,15 @@ export type RedisRole = "writer" | "reader";
 /**
  * What a phase may change of the defaults (the storm phase sizes the history): `url` (else
  * `REDIS_URL`), `historySize`, and source options that only some versions of the source
- * have (such as `maxRunLogSize`), passed through as they are; `run: false` skips creating
- * the fan-out's run.
+ * have (such as `maxRunLogSize`), passed through as they are; router options likewise
+ * (`resumeCacheBytes`); `run: false` skips creating the fan-out's run.
  */
 export interface RedisBenchOptions {
   url?: string;
   run?: boolean;
   source?: Record<string, number>;
+  /** Router options (such as `resumeCacheBytes`), passed through as they are. */
+  router?: Record<string, number>;
 }
 
 /**
@@ -48,7 +50,7 @@ export async function createFanout(prefix: string, role: RedisRole, options: Red
   if (role === "writer" && options.run !== false) {
     await source.createRun({ id: RUN_ID, status: "running", total_units: 1000 });
   }
-  const router = sseRouter(source);
+  const router = sseRouter(source, options.router);
   let pending = 0;
   const settled = (): void => {
     pending--;
