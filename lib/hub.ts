@@ -231,10 +231,17 @@ export class Hub {
       if (channel === undefined) continue;
       const clients = [...channel.connecting, ...[...channel.sse.activeSessions].map((s) => s.state.client)];
       for (const client of clients) {
-        if (client.res.headersSent) client.end("gap");
-        else {
-          client.markClosed();
+        try {
+          if (client.res.headersSent) client.end("gap");
+          else {
+            client.markClosed();
+            client.res.destroy();
+          }
+        } catch (error) {
+          // A wrapper of `res.end` that throws (middleware) costs this stream only: it is
+          // destroyed, its client resumes all the same, and every other stream still ends.
           client.res.destroy();
+          this.#options.onFault(error, client);
         }
       }
     }

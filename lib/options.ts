@@ -26,7 +26,8 @@ export interface SseRouterOptions {
   basePath?: string | undefined;
   /**
    * Interval of the heartbeat sent to every client, in ms: a comment line, or a `heartbeat`
-   * frame for streams requested with `?heartbeat=event`. @default 30000
+   * frame for streams requested with `?heartbeat=event`. At most 2147483647 (a Node timer's
+   * limit). @default 30000
    */
   heartbeatMs?: number | undefined;
   /**
@@ -38,7 +39,8 @@ export interface SseRouterOptions {
   /**
    * Ends each stream after a jittered while, drawn per stream uniformly from
    * [0.75 × maxStreamMs, maxStreamMs], in ms; its client resumes exactly (`Last-Event-ID`),
-   * possibly on another process: rebalances clients behind a load balancer. @default undefined (streams last)
+   * possibly on another process: rebalances clients behind a load balancer. At most
+   * 2147483647. @default undefined (streams last)
    */
   maxStreamMs?: number | undefined;
   /** A client whose unsent backlog passes this many bytes is disconnected (it reconnects and replays). @default 1048576 */
@@ -138,11 +140,15 @@ function nonNegativeInteger(name: string, value: number | undefined, fallback: n
   return value;
 }
 
-/** A delay for a timer: a positive integer up to what a Node timer can wait, or `Infinity` for none. */
-function timerDelay(name: string, value: number | undefined, fallback: number): number {
-  const delay = positiveInteger(name, value, fallback, true);
+/**
+ * A delay for a timer: a positive integer up to what a Node timer can wait (a longer one
+ * fires at once), or, with `allowInfinity`, `Infinity` for none.
+ */
+function timerDelay(name: string, value: number | undefined, fallback: number, allowInfinity = true): number {
+  const delay = positiveInteger(name, value, fallback, allowInfinity);
   if (delay !== Number.POSITIVE_INFINITY && delay > MAX_TIMER_MS) {
-    throw new RuncastError("invalid_option", `${name} must be at most ${MAX_TIMER_MS} (or Infinity), got ${delay}`);
+    const or = allowInfinity ? " (or Infinity)" : "";
+    throw new RuncastError("invalid_option", `${name} must be at most ${MAX_TIMER_MS}${or}, got ${delay}`);
   }
   return delay;
 }
@@ -169,13 +175,14 @@ export function resolveOptions(options: SseRouterOptions = {}): ResolvedOptions 
   const tokenKey = options.tokens === undefined ? undefined : secretKey(options.tokens.secret, "tokens.secret");
   return {
     basePath,
-    heartbeatMs: positiveInteger("heartbeatMs", options.heartbeatMs, DEFAULTS.heartbeatMs),
+    heartbeatMs: timerDelay("heartbeatMs", options.heartbeatMs, DEFAULTS.heartbeatMs, false),
     retryMs: positiveInteger("retryMs", options.retryMs, DEFAULTS.retryMs),
     maxBufferedBytes: positiveInteger("maxBufferedBytes", options.maxBufferedBytes, DEFAULTS.maxBufferedBytes),
     maxClients: positiveInteger("maxClients", options.maxClients, DEFAULTS.maxClients, true),
     resumeCacheBytes: nonNegativeInteger("resumeCacheBytes", options.resumeCacheBytes, DEFAULTS.resumeCacheBytes),
     sourceTimeoutMs: timerDelay("sourceTimeoutMs", options.sourceTimeoutMs, DEFAULTS.sourceTimeoutMs),
-    maxStreamMs: options.maxStreamMs === undefined ? undefined : positiveInteger("maxStreamMs", options.maxStreamMs, 0),
+    maxStreamMs:
+      options.maxStreamMs === undefined ? undefined : timerDelay("maxStreamMs", options.maxStreamMs, 0, false),
     authorize: options.authorize,
     tokenKey,
     onError: options.onError ?? ((error, context) => console.error("runcast:", context, error)),

@@ -114,6 +114,8 @@ describe("bad input gets a clear error and disturbs nothing", () => {
   it("rejects invalid options when the router is created", () => {
     for (const bad of [
       { heartbeatMs: 0 },
+      // Longer than a Node timer can wait: it would fire at once, every millisecond.
+      { heartbeatMs: 2 ** 31 },
       { retryMs: -1 },
       { maxBufferedBytes: 1.5 },
       { maxClients: 0 },

@@ -1,3 +1,4 @@
+import type { NextFunction, Request, Response } from "express";
 import { type ErrorContext, type LiveGap, MemoryRunSource } from "../../lib/index";
 import type { Envelope } from "../../lib/schema";
 import { serve, type TestServer } from "../helpers/server";
@@ -85,5 +86,38 @@ describe("a source's live gap", () => {
     await global.until(() => global.frames.some((f) => f.id === later.id), "the global stream's next event");
     expect(runB.ended || global.ended).toBe(false);
     expect(t.router.clientCount()).toBe(2);
+  });
+
+  it("a stream whose res.end throws (a middleware's wrapper) is destroyed and reported; every other stream still ends", async () => {
+    const failure = new Error("res.end wrapper failed");
+    const own = await serve(
+      source,
+      { onError: (error, context) => errors.push([error instanceof Error ? error.message : String(error), context]) },
+      (app) =>
+        app.use((req: Request, res: Response, next: NextFunction) => {
+          if (req.query.broken !== undefined) {
+            res.end = (() => {
+              throw failure;
+            }) as unknown as Response["end"];
+          }
+          next();
+        }),
+    );
+    try {
+      const opened = await Promise.all(
+        ["/api/runs/a/stream?broken", "/api/runs/a/stream", "/api/runs/b/stream", "/api/stream"].map(async (path) => {
+          const stream = await SseStream.open(`${own.url}${path}`);
+          streams.push(stream);
+          await stream.frameCount(1);
+          return stream;
+        }),
+      );
+      source.gap({ reason: "history_lost", message: "the store restarted empty" });
+      await Promise.all(opened.map((stream) => stream.end()));
+      expect(own.router.clientCount()).toBe(0);
+      expect(errors).toContainEqual([failure.message, { phase: "delivery", runId: "a" }]);
+    } finally {
+      await own.close();
+    }
   });
 });

@@ -121,9 +121,10 @@ describe("maxStreamMs", () => {
     expect(t.router.stats().streamStarts).toMatchObject({ fresh: CLIENTS, replayed: CLIENTS, resync: 0 });
   }, 30_000);
 
-  it("rejects a maxStreamMs that is not a positive integer", () => {
+  it("rejects a maxStreamMs that is not a positive integer a timer can wait", () => {
     const source2 = new MemoryRunSource();
-    for (const maxStreamMs of [0, -5, 1.5, Number.POSITIVE_INFINITY]) {
+    // 2^31 ms would fire at once: every stream would end as soon as it started.
+    for (const maxStreamMs of [0, -5, 1.5, Number.POSITIVE_INFINITY, 2 ** 31]) {
       expect(() => sseRouter(source2, { maxStreamMs })).toThrow(expect.objectContaining({ code: "invalid_option" }));
     }
   });
