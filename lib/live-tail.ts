@@ -9,20 +9,34 @@ interface RunTail {
   start: number;
 }
 
+/** A frame held and what follows it, up to a page. */
+export interface HeldFrames {
+  /** The frame with the id asked for. */
+  at: Frame;
+  /** Frames after it, oldest first. */
+  next: Frame[];
+}
+
 /**
- * The newest frames of each run as the router received them live from its source, in order.
- * While live delivery has had no gap, the frames after one of them are exactly the entries
- * that follow it in the run's log, so a resume from an id still held is served from memory:
- * no source read and no decoding, however many clients resume from the same place at once (a
- * reconnect storm). Oldest frames go first when the budget is reached; a gap in live delivery
- * must {@link clear} what it affects.
+ * The newest frames as the router received them live from its source, in order: of each run,
+ * and of all runs together. While live delivery has had no gap, the frames after one of them
+ * are exactly the entries that follow it in the run's log (or in the global history), so a
+ * resume from an id still held is served from memory: no source read and no decoding, however
+ * many clients resume from the same place at once (a reconnect storm). Oldest frames go
+ * first when the budget is reached; a gap in live delivery must {@link clear} what it affects.
  */
 export class LiveTail {
   readonly #runs = new Map<string, RunTail>();
-  /** Every frame held, in arrival order: the eviction order. */
+  /** Every frame held, in arrival order (the eviction order), from `#head` on. */
   #arrivals: (Frame | undefined)[] = [];
   #head = 0;
-  #held = 0;
+  /** Arrivals dropped from the front of `#arrivals` when it was compacted. */
+  #dropped = 0;
+  /**
+   * Arrivals from this position on (counted over every frame ever appended) are the global
+   * history without a hole and in increasing id order; before it, continuity was lost.
+   */
+  #floor = 0;
   #chars = 0;
   readonly #budget: number;
   readonly #compareIds: (a: string, b: string) => number;
@@ -33,9 +47,9 @@ export class LiveTail {
     this.#budget = budget;
   }
 
-  /** Frames held, every run. */
+  /** Frames held. */
   get size(): number {
-    return this.#held;
+    return this.#arrivals.length - this.#head;
   }
 
   /** Characters of frame text held. */
@@ -43,78 +57,120 @@ export class LiveTail {
     return this.#chars;
   }
 
+  /** Frames ever appended: the position the next one takes. */
+  get #appended(): number {
+    return this.#dropped + this.#arrivals.length;
+  }
+
   /**
    * Appends a frame the source delivered live. One without an id, or whose id does not follow
    * its run's newest, breaks the run's sequence: what was held of the run is dropped first.
+   * One whose id does not follow the newest of all breaks the global sequence.
    */
   append(frame: Frame): void {
     if (this.#budget === 0) return;
     let tail = this.#runs.get(frame.runId);
-    const newest = tail?.frames.at(-1);
-    if (
-      tail !== undefined &&
-      (frame.id === undefined || newest?.id === undefined || this.#compareIds(newest.id, frame.id) >= 0)
-    ) {
+    const runNewest = tail?.frames.at(-1)?.id;
+    if (frame.id === undefined || (runNewest !== undefined && !this.#ascending(runNewest, frame.id))) {
       this.clear(frame.runId);
       tail = undefined;
     }
     if (frame.id === undefined) return;
+    const newest = this.#arrivals.at(-1)?.id;
+    if (newest !== undefined && !this.#ascending(newest, frame.id)) this.#floor = this.#appended;
     if (tail === undefined) {
       tail = { frames: [], start: 0 };
       this.#runs.set(frame.runId, tail);
     }
     tail.frames.push(frame);
     this.#arrivals.push(frame);
-    this.#held++;
     this.#chars += frame.text.length;
-    // Dropped frames still wait in the arrival order: they count against its length too.
-    while (this.#chars > this.#budget || this.#arrivals.length - this.#head > MAX_FRAMES) this.#evictOldest();
+    while (this.#chars > this.#budget || this.size > MAX_FRAMES) this.#evictOldest();
   }
 
   /**
-   * The frame of run `runId` with id `after` and up to `limit` frames after it, oldest first,
-   * and whether the run's newest frame held is its `complete`; `undefined` when no frame with
-   * that id is held (the source's log must answer).
+   * The frame of run `runId` with id `after` and up to `limit` of that run's frames after it,
+   * and whether the run's newest frame held is its `complete`; `undefined` when no frame of
+   * the run with that id is held (the source's log must answer).
    */
-  after(runId: string, after: string, limit: number): { at: Frame; next: Frame[]; ended: boolean } | undefined {
+  after(runId: string, after: string, limit: number): (HeldFrames & { ended: boolean }) | undefined {
     const tail = this.#runs.get(runId);
     if (tail === undefined) return undefined;
     const { frames } = tail;
-    // Binary search: ids increase along a run's frames (`append` keeps it so).
-    let low = tail.start;
+    const i = this.#find(frames, tail.start, after);
+    if (i === undefined) return undefined;
+    return {
+      at: frames[i] as Frame,
+      next: frames.slice(i + 1, i + 1 + limit),
+      ended: frames.at(-1)?.type === "complete",
+    };
+  }
+
+  /**
+   * The frame with id `after` and up to `limit` frames of any run after it, in the order
+   * received; `undefined` when that id is not held where the global history is known to be
+   * continuous.
+   */
+  globalAfter(after: string, limit: number): HeldFrames | undefined {
+    const arrivals = this.#arrivals;
+    const i = this.#find(arrivals, Math.max(this.#head, this.#floor - this.#dropped), after);
+    if (i === undefined) return undefined;
+    return { at: arrivals[i] as Frame, next: arrivals.slice(i + 1, i + 1 + limit) as Frame[] };
+  }
+
+  /** Stops serving one run's resumes from memory (the source forgot the run); the global history is unaffected. */
+  forget(runId: string): void {
+    this.#runs.delete(runId);
+  }
+
+  /** Live delivery lost continuity for one run, or for every run: what was held no longer continues into the logs. */
+  clear(runId?: string): void {
+    this.#floor = this.#appended;
+    if (runId !== undefined) {
+      this.#runs.delete(runId);
+      return;
+    }
+    this.#runs.clear();
+    this.#dropped = this.#appended;
+    this.#arrivals = [];
+    this.#head = 0;
+    this.#chars = 0;
+  }
+
+  /**
+   * Index of the frame with id `id` in `frames[from..]`, whose ids increase: a binary search,
+   * then the very id (one that merely compares equal, "01-1" for "1-1", is the source's to judge).
+   */
+  #find(frames: readonly (Frame | undefined)[], from: number, id: string): number | undefined {
+    let low = from;
     let high = frames.length - 1;
     while (low <= high) {
       const middle = (low + high) >>> 1;
-      const order = this.#compareIds((frames[middle] as Frame).id as string, after);
-      if (order === 0) {
-        const at = frames[middle] as Frame;
-        // Only the very id: one that merely compares equal ("01-1" for "1-1") is the source's to judge.
-        if (at.id !== after) return undefined;
-        return { at, next: frames.slice(middle + 1, middle + 1 + limit), ended: frames.at(-1)?.type === "complete" };
-      }
+      const order = this.#order((frames[middle] as Frame).id as string, id);
+      if (order === undefined) return undefined;
+      if (order === 0) return (frames[middle] as Frame).id === id ? middle : undefined;
       if (order < 0) low = middle + 1;
       else high = middle - 1;
     }
     return undefined;
   }
 
-  /** Drops what is held of one run, or of every run: live delivery lost continuity there. */
-  clear(runId?: string): void {
-    if (runId === undefined) {
-      this.#runs.clear();
-      this.#arrivals = [];
-      this.#head = 0;
-      this.#held = 0;
-      this.#chars = 0;
-      return;
+  /**
+   * The source's `compareIds`, which is adapter code: one that throws (or answers nonsense)
+   * only makes this memory unusable for the ids concerned; the log is read instead.
+   */
+  #order(a: string, b: string): number | undefined {
+    try {
+      const order = this.#compareIds(a, b);
+      return Number.isNaN(order) ? undefined : order;
+    } catch {
+      return undefined;
     }
-    const tail = this.#runs.get(runId);
-    if (tail === undefined) return;
-    this.#runs.delete(runId);
-    // Its frames stay in the arrival order until they come up for eviction, where they are
-    // recognised as gone (not at the start of their run's tail) and skipped.
-    for (let i = tail.start; i < tail.frames.length; i++) this.#chars -= (tail.frames[i] as Frame).text.length;
-    this.#held -= tail.frames.length - tail.start;
+  }
+
+  #ascending(a: string, b: string): boolean {
+    const order = this.#order(a, b);
+    return order !== undefined && order < 0;
   }
 
   #evictOldest(): void {
@@ -122,14 +178,14 @@ export class LiveTail {
     if (oldest === undefined) return;
     this.#arrivals[this.#head] = undefined;
     this.#head++;
+    this.#chars -= oldest.text.length;
     if (this.#head > 1024 && this.#head * 2 > this.#arrivals.length) {
       this.#arrivals = this.#arrivals.slice(this.#head);
+      this.#dropped += this.#head;
       this.#head = 0;
     }
     const tail = this.#runs.get(oldest.runId);
     if (tail === undefined || tail.frames[tail.start] !== oldest) return;
-    this.#chars -= oldest.text.length;
-    this.#held--;
     tail.start++;
     if (tail.start === tail.frames.length) this.#runs.delete(oldest.runId);
     else if (tail.start > 64 && tail.start * 2 > tail.frames.length) {

@@ -46,8 +46,8 @@ export interface SseRouterOptions {
   /** A client whose unsent backlog passes this many bytes is disconnected (it reconnects and replays). @default 1048576 */
   maxBufferedBytes?: number | undefined;
   /**
-   * Memory for each run's newest frames as they arrive from the source, in characters of frame
-   * text (bytes for ASCII): a per-run resume (`Last-Event-ID`) from an id still held there is
+   * Memory for the newest frames as they arrive from the source, in characters of frame text
+   * (bytes for ASCII): a resume (`Last-Event-ID`, either stream) from an id still held there is
    * served from memory, without reading the source's log, so a reconnect storm after a deploy
    * or a network blip costs the source nothing. The oldest frames go first; a run's log is read
    * as usual for anything older. 0 turns it off. @default 16777216 (16 MiB)

@@ -63,7 +63,7 @@ export interface SseRouterStats {
   replaySizes: ReplaySizeStats;
   /**
    * The router's memory of each run's newest frames (option `resumeCacheBytes`): what it holds
-   * now, and how many per-run resumes began from it rather than from the source's log.
+   * now, and how many resumes (either stream) began from it rather than from the source's log.
    */
   resumeCache: { frames: number; bytes: number; hits: number };
   /** Envelopes rejected by validation (never broadcast), live or read from the source. */

@@ -190,8 +190,12 @@ function heldPage(next: Frame[], after: string, limit: number): LogRead {
 
 function logReader(ctx: StartContext, runId: string | undefined, view: View | undefined): LogReader {
   return async (after) => {
-    const held = runId === undefined ? undefined : ctx.tail.after(runId, after, LOG_PAGE_SIZE);
-    if (held !== undefined) return heldPage(held.next, after, LOG_PAGE_SIZE);
+    const held =
+      runId === undefined ? ctx.tail.globalAfter(after, LOG_PAGE_SIZE) : ctx.tail.after(runId, after, LOG_PAGE_SIZE);
+    if (held !== undefined) {
+      const read = heldPage(held.next, after, LOG_PAGE_SIZE);
+      return view === undefined ? read : inView(ctx, view, read);
+    }
     const page = await readPage(ctx, runId, after, LOG_PAGE_SIZE);
     if (page === undefined) return "gone";
     if (isGap(page)) return "gap";
@@ -342,7 +346,7 @@ export async function startRun(ctx: StartContext, runId: string, request: StartR
       return fromLog(ctx, runId, heldPage(held.next, after, FIRST_PAGE_SIZE), after, undefined, true);
     }
     if (held !== undefined) {
-      ctx.tail.clear(runId);
+      ctx.tail.forget(runId);
       return MISSING;
     }
   }
@@ -413,6 +417,12 @@ export async function startGlobal(ctx: StartContext, request: StartRequest, view
   const after = request.lastEventId;
   if (after === undefined) return globalSnapshot(ctx, view, undefined);
   if (!ENVELOPE_ID_PATTERN.test(after)) return globalSnapshot(ctx, view, "unknown_id");
+  const held = ctx.tail.globalAfter(after, FIRST_PAGE_SIZE);
+  if (held !== undefined) {
+    // Held live here: the global history after it, served without reading it.
+    const read = await inView(ctx, view, heldPage(held.next, after, FIRST_PAGE_SIZE));
+    return fromLog(ctx, undefined, read, after, view, true);
+  }
   if (source.readLog !== undefined) {
     const page = await readPage(ctx, undefined, after, FIRST_PAGE_SIZE);
     if (page === undefined) return globalSnapshot(ctx, view, "unknown_id");

@@ -57,7 +57,7 @@ export class RouterCounters {
     error: 0,
   };
   readonly starts: Record<StartOutcome, number> = { fresh: 0, replayed: 0, resync: 0 };
-  /** Per-run resumes that began from the router's memory of recent frames. */
+  /** Resumes that began from the router's memory of recent frames. */
   heldResumes = 0;
   invalidEnvelopes = 0;
   sourceErrors = 0;

@@ -144,6 +144,55 @@ describe("resumes served from the router's memory of recent frames (resumeCacheB
     }
   });
 
+  it("global streams, filtered or not, resume from memory too: exactly the frames of their view, no log read", async () => {
+    const { source, t } = await setUp();
+    source.createRun({ id: "web1", tags: ["team:web"] });
+    source.createRun({ id: "data1", tags: ["team:data"] });
+    const seen = source.lastId as string;
+    const recorded: Envelope[] = [];
+    for (let n = 0; n < 150; n++) {
+      recorded.push(source.recordEvent(n % 3 === 0 ? "data1" : "web1", { type: "unit.progress", n }));
+    }
+    recorded.push(source.completeRun("web1", { status: "completed" }));
+    source.logReads = 0;
+    const all = await SseStream.open(`${t.url}/api/stream`, { "Last-Event-ID": seen });
+    const web = await SseStream.open(`${t.url}/api/stream?tags=team:web`, { "Last-Event-ID": seen });
+    closing.push(async () => {
+      all.close();
+      web.close();
+    });
+    const ofWeb = recorded.filter((e) => e.runId === "web1");
+    await all.frameCount(recorded.length);
+    await web.frameCount(ofWeb.length);
+    const live = source.recordEvent("data1", { type: "unit.completed" });
+    await all.frameCount(recorded.length + 1);
+    expect(ids(all.frames)).toEqual([...ids(recorded), live.id]);
+    expect(ids(web.frames)).toEqual(ids(ofWeb));
+    expect(web.raw).not.toContain("data1");
+    expect(source.logReads).toBe(0);
+    expect(t.router.stats().resumeCache.hits).toBe(2);
+  });
+
+  it("after a live gap of one run, global resumes from before it read the log", async () => {
+    const { source, t } = await setUp();
+    source.createRun({ id: "a" });
+    source.createRun({ id: "b" });
+    const seen = source.lastId as string;
+    const missed = [
+      source.recordEvent("a", { type: "unit.progress" }),
+      source.recordEvent("b", { type: "unit.progress" }),
+    ];
+    source.gap("a");
+    source.logReads = 0;
+    const stream = await open(t, "b", {});
+    await stream.frameCount(1);
+    const global = await SseStream.open(`${t.url}/api/stream`, { "Last-Event-ID": seen });
+    closing.push(async () => global.close());
+    await global.frameCount(2);
+    expect(ids(global.frames)).toEqual(ids(missed));
+    expect(source.logReads).toBeGreaterThan(0);
+  });
+
   it("a live gap drops what the router holds of the run: the next resume reads the log", async () => {
     const { source, t } = await setUp();
     source.createRun({ id: "r" });

@@ -127,13 +127,17 @@ describe("run logs: a run's whole history from ?from=start, and the resume outco
   });
 
   it("the global stream resyncs with reason trimmed when its history no longer reaches back", async () => {
+    // The router's memory of recent frames off: it would serve what the history no longer holds.
+    const forgetful = await serve(source, { heartbeatMs: 60_000, resumeCacheBytes: 0 });
     source.createRun({ id: "a" });
     const old = source.lastId as string;
     for (let i = 0; i < 30; i++) source.recordEvent("a", { type: "unit.progress", n: i });
-    const stream = await SseStream.open(`${t.url}/api/stream`, { "Last-Event-ID": old });
+    const stream = await SseStream.open(`${forgetful.url}/api/stream`, { "Last-Event-ID": old });
     await stream.frameCount(2);
     expect(stream.frames[0]).toMatchObject({ event: "resync", json: { reason: "trimmed" } });
     expect(stream.frames[1]).toMatchObject({ event: "state", id: source.lastId });
+    stream.close();
+    await forgetful.close();
   });
 
   it("a browser's reconnect of a from=start stream (same URL plus Last-Event-ID) resumes and does not restart", async () => {

@@ -48,6 +48,8 @@ const filterArb: fc.Arbitrary<StreamScope | undefined> = fc.option(
 
 const scenarioArb = fc.record({
   historySize: fc.integer({ min: 3, max: 60 }),
+  /** The router's memory of recent frames on (its default), or off: resumes from the source's history alone. */
+  resumeCache: fc.boolean(),
   runTags: fc.tuple(...RUN_IDS.map(() => fc.subarray(TAGS, { maxLength: 2 }))),
   /** Runs created before the router exists: their tags must be looked up. */
   early: fc.subarray([0, 1, 2, 3, 4, 5]),
@@ -126,7 +128,7 @@ function received(stream: SseStream): Expected[] {
 
 describe("scoped streams never leak (property-based)", () => {
   it("every client gets exactly its view's frames, in order, once, through snapshots, replays and resyncs", async () => {
-    const paths = { snapshot: 0, replay: 0, resync: 0, runSnapshot: 0, runReplay: 0 };
+    const paths = { snapshot: 0, replay: 0, heldReplay: 0, resync: 0, runSnapshot: 0, runReplay: 0 };
     await fc.assert(
       fc.asyncProperty(scenarioArb, async (scenario) => {
         const source = new MemoryRunSource({ historySize: scenario.historySize });
@@ -147,7 +149,10 @@ describe("scoped streams never leak (property-based)", () => {
         };
         for (const i of scenario.early) create(i);
 
+        // Envelopes from this one on reach the router live: with its memory on, a resume from any of them is exact.
+        const firstLive = source.lastId === undefined ? 1 : seqOf(source.lastId) + 1;
         const t: TestServer = await serve(source, {
+          ...(scenario.resumeCache ? {} : { resumeCacheBytes: 0 }),
           tokens: { secret: SECRET },
           authorize: (req) => {
             const header = req.get("x-scope");
@@ -243,12 +248,13 @@ describe("scoped streams never leak (property-based)", () => {
           if (w.lastId === undefined) {
             paths.snapshot++;
             snapshot();
-          } else if (seqOf(w.lastId) < oldest - 1) {
+          } else if (seqOf(w.lastId) < oldest - 1 && !(scenario.resumeCache && seqOf(w.lastId) >= firstLive)) {
             paths.resync++;
             w.expected.push({ event: "resync", id: undefined, data: { reason: "trimmed" } });
             snapshot();
           } else {
             paths.replay++;
+            if (seqOf(w.lastId) < oldest - 1) paths.heldReplay++;
             for (const e of log) {
               if (seqOf(e.id as string) > seqOf(w.lastId) && w.sees(e.runId, tagsOf(e.runId))) {
                 w.expected.push({ event: e.type, id: e.id, data: e.data });
@@ -312,6 +318,43 @@ describe("scoped streams never leak (property-based)", () => {
           [
             {
               historySize: 3,
+              resumeCache: false,
+              runTags: [["tg:p"], ["tg:q"], [], ["tg:p", "tg:r"], [], []],
+              early: [0],
+              clients: [
+                { token: { tags: ["tg:p"] }, authorize: undefined, filter: undefined },
+                { token: undefined, authorize: { runs: ["rb1", "rd3"] }, filter: { tags: ["tg:r"] } },
+                { token: { tags: ["tg:p"] }, authorize: undefined, filter: undefined, run: 3 },
+              ],
+              commands: [
+                { kind: "create", run: 1 },
+                { kind: "connect", client: 0 },
+                { kind: "connect", client: 1 },
+                { kind: "event", run: 0 },
+                { kind: "create", run: 3 },
+                { kind: "connect", client: 2 },
+                { kind: "drop", client: 0 },
+                { kind: "event", run: 1 },
+                { kind: "event", run: 3 },
+                { kind: "drop", client: 2 },
+                { kind: "event", run: 1 },
+                { kind: "event", run: 1 },
+                { kind: "connect", client: 0 },
+                { kind: "drop", client: 1 },
+                { kind: "event", run: 3 },
+                { kind: "connect", client: 1 },
+                { kind: "update", run: 0 },
+                { kind: "event", run: 3 },
+                { kind: "connect", client: 2 },
+                { kind: "complete", run: 3 },
+              ],
+            },
+          ],
+          [
+            {
+              // The same past a short history, with the router's memory on: served exactly.
+              historySize: 3,
+              resumeCache: true,
               runTags: [["tg:p"], ["tg:q"], [], ["tg:p", "tg:r"], [], []],
               early: [0],
               clients: [
@@ -347,6 +390,7 @@ describe("scoped streams never leak (property-based)", () => {
             {
               // A resume longer than the first page: the pages read after it are filtered too.
               historySize: 60,
+              resumeCache: true,
               runTags: [["tg:p"], ["tg:q"], [], [], [], []],
               early: [],
               clients: [{ token: { tags: ["tg:p"] }, authorize: undefined, filter: undefined }],
@@ -370,6 +414,8 @@ describe("scoped streams never leak (property-based)", () => {
     expect(paths.snapshot).toBeGreaterThan(0);
     expect(paths.replay).toBeGreaterThan(0);
     expect(paths.resync).toBeGreaterThan(0);
+    // Resumes past the source's history, served exactly from the router's memory.
+    expect(paths.heldReplay).toBeGreaterThan(0);
     expect(paths.runSnapshot).toBeGreaterThan(0);
     expect(paths.runReplay).toBeGreaterThan(0);
   }, 120_000);

@@ -41,7 +41,6 @@ describe("LiveTail: each run's newest frames, in order", () => {
     tail.append({ ...frame("a", 9), id: undefined });
     expect(tail.after("a", "1-2", 5)).toBeUndefined();
     expect(ids(tail.after("b", "1-4", 5)?.next)).toEqual([]);
-    expect(tail.size).toBe(1);
   });
 
   it("keeps within its budget, oldest frames of any run first, and holds nothing with a budget of 0", () => {
@@ -58,21 +57,58 @@ describe("LiveTail: each run's newest frames, in order", () => {
     expect(none.after("a", "1-1", 5)).toBeUndefined();
   });
 
-  it("a cleared run's frames are not counted, and its newer frames are kept apart from them", () => {
+  it("a run's sequence broken by a gap: its older frames serve no resume, per run or global, and age out", () => {
     const one = frame("a", 1).text.length;
     const tail = new LiveTail(compareEnvelopeIds, one * 4);
     for (let seq = 1; seq <= 3; seq++) tail.append(frame("a", seq));
     tail.clear("a");
-    expect(tail.size).toBe(0);
-    expect(tail.chars).toBe(0);
+    expect(tail.after("a", "1-1", 5)).toBeUndefined();
+    expect(tail.globalAfter("1-1", 5)).toBeUndefined();
+    // Still in memory until they age out: counted.
+    expect(tail.size).toBe(3);
     for (let seq = 4; seq <= 7; seq++) tail.append(frame("a", seq));
     expect(tail.size).toBe(4);
     expect(ids(tail.after("a", "1-4", 5)?.next)).toEqual(["1-5", "1-6", "1-7"]);
+    expect(ids(tail.globalAfter("1-4", 5)?.next)).toEqual(["1-5", "1-6", "1-7"]);
     tail.append(frame("a", 8));
     expect(tail.after("a", "1-4", 5)).toBeUndefined();
     expect(ids(tail.after("a", "1-5", 5)?.next)).toEqual(["1-6", "1-7", "1-8"]);
     tail.clear();
     expect(tail.size).toBe(0);
+    expect(tail.chars).toBe(0);
     expect(tail.after("a", "1-8", 5)).toBeUndefined();
+    expect(tail.globalAfter("1-8", 5)).toBeUndefined();
+  });
+
+  it("answers the global history after an id, every run in the order received, from where it is known continuous", () => {
+    const tail = new LiveTail(compareEnvelopeIds, 1_000_000);
+    for (let seq = 1; seq <= 6; seq++) tail.append(frame(seq % 2 === 0 ? "a" : "b", seq));
+    expect(ids(tail.globalAfter("1-2", 3)?.next)).toEqual(["1-3", "1-4", "1-5"]);
+    expect(ids(tail.globalAfter("1-6", 3)?.next)).toEqual([]);
+    expect(tail.globalAfter("1-7", 3)).toBeUndefined();
+    expect(tail.globalAfter("01-2", 3)).toBeUndefined();
+    // A frame out of global order (ids unique only within a run, say): nothing before it serves.
+    tail.append(frame("c", 3));
+    expect(tail.globalAfter("1-5", 3)).toBeUndefined();
+    expect(ids(tail.globalAfter("1-3", 3)?.next)).toEqual([]);
+    // Forgetting a run stops its per-run resumes only.
+    tail.append(frame("c", 9));
+    tail.forget("c");
+    expect(tail.after("c", "1-3", 3)).toBeUndefined();
+    expect(ids(tail.globalAfter("1-3", 3)?.next)).toEqual(["1-9"]);
+  });
+
+  it("a compareIds that throws or answers NaN (adapter code) never throws here: nothing it cannot order is served", () => {
+    const picky = (a: string, b: string): number => {
+      if (a.endsWith("-9") || b.endsWith("-9")) throw new Error("cannot parse");
+      if (a.endsWith("-8") || b.endsWith("-8")) return Number.NaN;
+      return compareEnvelopeIds(a, b);
+    };
+    const tail = new LiveTail(picky, 1_000_000);
+    for (const seq of [1, 2, 8, 3, 9, 4]) expect(() => tail.append(frame("a", seq))).not.toThrow();
+    expect(() => tail.after("a", "1-9", 5)).not.toThrow();
+    expect(tail.after("a", "1-1", 5)).toBeUndefined();
+    expect(tail.globalAfter("1-2", 5)).toBeUndefined();
+    expect(ids(tail.after("a", "1-4", 5)?.next)).toEqual([]);
   });
 });

@@ -97,7 +97,7 @@ class RouterHistogram extends Histogram<string> {
  * | `runcast_clients_ended_total` | counter | `reason`: see `EndReason` |
  * | `runcast_stream_starts_total` | counter | `outcome`: `fresh`, `replayed`, `resync` |
  * | `runcast_replay_frames` | histogram | frames per resume served from the log |
- * | `runcast_resume_cache_hits_total` | counter | per-run resumes begun from the router's memory of recent frames |
+ * | `runcast_resume_cache_hits_total` | counter | resumes begun from the router's memory of recent frames |
  * | `runcast_resume_cache_bytes` | gauge | frame text held there (option `resumeCacheBytes`) |
  * | `runcast_invalid_envelopes_total` | counter | |
  * | `runcast_source_errors_total` | counter | |
@@ -192,7 +192,7 @@ export function collectMetrics(router: SseRouter, options: CollectMetricsOptions
   );
   total(
     "resume_cache_hits_total",
-    "Per-run resumes begun from the router's memory of recent frames, without reading the source's log.",
+    "Resumes begun from the router's memory of recent frames, without reading the source's log.",
     (s) => s.resumeCache.hits,
   );
   new Gauge({
