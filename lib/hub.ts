@@ -45,6 +45,8 @@ interface HubChannel {
   readonly connecting: Set<Client>;
   /** Frames published this tick, not yet written. */
   pending: Frame[];
+  /** The publish that last considered this channel: each is considered once per frame. */
+  seen: number;
 }
 
 /**
@@ -60,6 +62,10 @@ export class Hub {
   readonly #runs = new Map<string, HubChannel>();
   /** Global channels by view key; `""` (every run) always exists. */
   readonly #views = new Map<string, HubChannel>([["", Hub.#channel(null, View.ALL)]]);
+  /** Global channels other than every run's, by a run id or tag of their view's anchor (see `View.anchor`). */
+  readonly #byRun = new Map<string, Set<HubChannel>>();
+  readonly #byTag = new Map<string, Set<HubChannel>>();
+  #publishes = 0;
   readonly #dirty: HubChannel[] = [];
   #flushing: NodeJS.Immediate | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
@@ -105,7 +111,7 @@ export class Hub {
   }
 
   static #channel(runId: string | null, view: View): HubChannel {
-    return { runId, view, sse: new Channel(), connecting: new Set(), pending: [] };
+    return { runId, view, sse: new Channel(), connecting: new Set(), pending: [], seen: 0 };
   }
 
   #channelOf(client: Client): HubChannel | undefined {
@@ -158,6 +164,7 @@ export class Hub {
       if (runId !== null) this.#runs.set(runId, channel);
       else {
         this.#views.set(view.key, channel);
+        this.#index(channel, true);
         if (view.needsTags) this.#tagViews++;
       }
     }
@@ -209,9 +216,38 @@ export class Hub {
   publish(frame: Frame, tags?: readonly string[]): void {
     const channel = this.#runs.get(frame.runId);
     if (channel !== undefined) this.#push(channel, frame);
-    for (const global of this.#views.values()) {
-      if (global.view.all || global.view.includes(frame.runId, tags)) this.#push(global, frame);
-    }
+    this.#push(this.#views.get("") as HubChannel, frame);
+    // Only the views indexed under the run or one of its tags can hold it: with many views
+    // (one per user), a frame costs the views it may reach, not every view.
+    const serial = ++this.#publishes;
+    const consider = (candidates: Set<HubChannel> | undefined): void => {
+      if (candidates === undefined) return;
+      for (const global of candidates) {
+        if (global.seen === serial) continue;
+        global.seen = serial;
+        if (global.view.includes(frame.runId, tags)) this.#push(global, frame);
+      }
+    };
+    consider(this.#byRun.get(frame.runId));
+    if (tags !== undefined) for (const tag of tags) consider(this.#byTag.get(tag));
+  }
+
+  /** Adds a global channel to the index by run and tag, or removes it. */
+  #index(channel: HubChannel, add: boolean): void {
+    const anchor = channel.view.anchor;
+    if (anchor === undefined) return;
+    const file = (index: Map<string, Set<HubChannel>>, key: string): void => {
+      const set = index.get(key);
+      if (add) {
+        if (set === undefined) index.set(key, new Set([channel]));
+        else set.add(channel);
+      } else if (set !== undefined) {
+        set.delete(channel);
+        if (set.size === 0) index.delete(key);
+      }
+    };
+    for (const runId of anchor.runs) file(this.#byRun, runId);
+    for (const tag of anchor.tags) file(this.#byTag, tag);
   }
 
   /** Publishes a frame to every client of both streams, whatever their view. */
@@ -358,6 +394,7 @@ export class Hub {
       if (this.#runs.get(channel.runId) === channel) this.#runs.delete(channel.runId);
     } else if (!channel.view.all && this.#views.get(channel.view.key) === channel) {
       this.#views.delete(channel.view.key);
+      this.#index(channel, false);
       if (channel.view.needsTags) this.#tagViews--;
     }
   }

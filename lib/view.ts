@@ -80,6 +80,15 @@ export class View {
     return true;
   }
 
+  /**
+   * Tags and runs of which a run must carry or be one to be in view (those of one selector:
+   * a superset of the view), for finding the views a run may be in without asking each;
+   * `undefined` for the view of every run.
+   */
+  get anchor(): { tags: ReadonlySet<string>; runs: ReadonlySet<string> } | undefined {
+    return this.#selectors[0];
+  }
+
   /** Whether every selector lists the run by id, so the run is in view whatever its tags, existing or not. */
   listsRun(runId: string): boolean {
     return this.#selectors.every((selector) => selector.runs.has(runId));
