@@ -6,6 +6,10 @@
  * the peak rate of reconnects arriving, the delivery latency to its own clients during the
  * move against a quiet window before it, the time until every moved client is live again;
  * and, over every client, that no event was lost or duplicated.
+ *
+ * The baseline trial, "all at once", is runcast before its operations features: `drainMs` 0,
+ * and every client waits one fixed delay (`retryMs`) whatever `retry:` it was sent, as browsers
+ * did when the server sent one fixed `retry:`. The targets compare the drained trials with it.
  */
 import { randomUUID } from "node:crypto";
 import { loadavg } from "node:os";
@@ -16,12 +20,52 @@ import type { FailoverReply, LoadReplies, LoadRequest, ServerReplies, ServerRequ
 import { wallClock } from "./protocol";
 import { connectRedis, deleteKeys } from "./redis-admin";
 
+/**
+ * How a trial's clients come back: after the `retry:` the server sent each (runcast jitters
+ * it per connection), or all after one fixed delay (the baseline, runcast before that).
+ */
+export type DeployRetry = "fixed" | "jittered";
+
+/** One close to measure: its `drainMs`, and how the moved clients wait before reconnecting. */
+export interface DeployDrain {
+  drainMs: number;
+  retry: DeployRetry;
+}
+
+/**
+ * The closes of `BENCH_DEPLOY_DRAIN`: comma-separated `drainMs` values, each optionally
+ * followed by `:fixed` for clients that ignore the server's `retry:` and wait one fixed delay
+ * (`0:fixed` is the all-at-once baseline).
+ */
+export function parseDeployDrains(value: string): DeployDrain[] {
+  return value
+    .split(",")
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== "")
+    .map((entry) => {
+      const match = /^(\d+)(:fixed)?$/.exec(entry);
+      if (match === null) {
+        throw new Error(
+          `BENCH_DEPLOY_DRAIN: "${entry}" is not a drainMs (such as 5000) or drainMs:fixed (such as 0:fixed)`,
+        );
+      }
+      return { drainMs: Number(match[1]), retry: match[2] === undefined ? "jittered" : "fixed" };
+    });
+}
+
+/** How a close is named in the log and in failures. */
+function drainLabel(clients: number, d: DeployDrain): string {
+  return `deploy N=${clients} drainMs ${d.drainMs} retry ${d.retry}`;
+}
+
 /** Settings of the deploy phase (environment `BENCH_DEPLOY_*`, see bench/run.ts). */
 export interface DeploySettings {
   /** Clients on the closing process, one trial each. */
   clients: number[];
-  /** `drainMs` of the close, one trial each (the issue's 0 and 5000). */
-  drains: number[];
+  /** The closes, one trial each: the baseline `0:fixed`, then the targets' 0 and 5000. */
+  drains: DeployDrain[];
+  /** The serving processes' `retryMs` (runcast's default, which they keep): the fixed delay of a `fixed` trial. */
+  retryMs: number;
   /** Clients of the surviving process from the start: whose latency is measured. */
   own: number;
   runs: number;
@@ -37,10 +81,14 @@ export interface DeploySettings {
   loadFlags: string[];
 }
 
-/** One deploy: one client count, one `drainMs`. */
+/** One deploy: one client count, one `drainMs`, one way of waiting before reconnecting. */
 export interface DeployTrial {
   clients: number;
   drainMs: number;
+  /** `fixed`: every moved client waited exactly `retryMs`, ignoring the `retry:` it was sent; `jittered`: it waited that `retry:`. */
+  retry: DeployRetry;
+  /** The servers' `retryMs`: the fixed delay, or the middle of the jittered ones. */
+  retryMs: number;
   own: number;
   runs: number;
   rate: number;
@@ -50,6 +98,8 @@ export interface DeployTrial {
   arrivals: number;
   /** The most requests the survivor received within any one second, from the close on. */
   peakPerSec: number;
+  /** From the first of those requests to the last, in ms: how widely the reconnects were spread. */
+  arrivalSpanMs: number;
   /** Delivery latency to the survivor's own clients, in ms: before the close, and from the close until all were live. */
   quiet: { p50: number; p99: number; samples: number };
   storm: { p50: number; p99: number; samples: number };
@@ -158,10 +208,11 @@ async function deployTrial(
   s: DeploySettings,
   redis: { url: string; admin: Redis; kind: "private" | "given"; prefix: string },
   clients: number,
-  drainMs: number,
+  drain: DeployDrain,
   log: (message: string) => void,
 ): Promise<DeployTrial> {
-  const prefix = `${redis.prefix}:${clients}:${drainMs}`;
+  const { drainMs, retry } = drain;
+  const prefix = `${redis.prefix}:${clients}:${drainMs}:${retry}`;
   const p = await startAll(s, redis.url, prefix);
   const [closingPort, survivorPort] = p.ports as [number, number];
   const runIds = Array.from({ length: s.runs }, (_, i) => `run_deploy_${i}`);
@@ -193,6 +244,7 @@ async function deployTrial(
         count: clients,
         concurrency: s.concurrency,
         failoverPort: survivorPort,
+        ...(retry === "fixed" ? { failoverFixedRetryMs: s.retryMs } : {}),
         timeoutMs: s.timeoutMs,
       },
       wait,
@@ -202,7 +254,7 @@ async function deployTrial(
       const first = await load.request({ cmd: "watch-wait", events: 1, timeoutMs: s.timeoutMs }, wait);
       if (!first.complete) throw new Error("deploy: not every client received an event after connecting");
     }
-    log(`deploy N=${clients} drainMs ${drainMs}: ${clients} clients on the closing process, ${s.own} on the survivor`);
+    log(`${drainLabel(clients, drain)}: ${clients} clients on the closing process, ${s.own} on the survivor`);
 
     // Quiet: the survivor's own clients, before anything moves.
     const quietFrom = wallClock();
@@ -236,12 +288,15 @@ async function deployTrial(
     const trial: DeployTrial = {
       clients,
       drainMs,
+      retry,
+      retryMs: s.retryMs,
       own: s.own,
       runs: s.runs,
       rate: s.rate,
       closeMs: closed.closedAt - closeAt,
       arrivals: times.length,
       peakPerSec: peakInWindow(times, 1000),
+      arrivalSpanMs: times.length === 0 ? Number.NaN : Math.max(...times) - Math.min(...times),
       quiet,
       storm,
       p99Ratio: storm.p99 / quiet.p99,
@@ -267,7 +322,8 @@ async function deployTrial(
 /** One line about a deploy, for the log. */
 export function describeDeploy(t: DeployTrial): string {
   return (
-    `deploy N=${t.clients} drainMs ${t.drainMs}: peak ${t.peakPerSec} reconnects/s at the survivor (${t.arrivals} in all), ` +
+    `${drainLabel(t.clients, t)}: peak ${t.peakPerSec} reconnects/s at the survivor (${t.arrivals} in all, ` +
+    `over ${(t.arrivalSpanMs / 1000).toFixed(2)} s), ` +
     `p99 ${t.storm.p99.toFixed(1)} ms during the move against ${t.quiet.p99.toFixed(1)} ms quiet (${t.p99Ratio.toFixed(2)}x), ` +
     `all live in ${(t.allLiveMs / 1000).toFixed(2)} s, ${t.lost} lost, ${t.duplicated} duplicated, ` +
     `${t.exact ? "every event exactly once" : `NOT EXACT ${JSON.stringify({ failover: t.failover, moved: t.moved, own: t.ownTally })}`}, ` +
@@ -279,7 +335,13 @@ export function describeDeploy(t: DeployTrial): string {
 export interface DeployFailure {
   clients: number;
   drainMs: number;
+  retry: DeployRetry;
   error: string;
+}
+
+/** How a failed deploy is named in the report. */
+export function describeDeployFailure(x: DeployFailure): string {
+  return `${drainLabel(x.clients, x)}: ${x.error}`;
 }
 
 /** Runs every deploy of the settings on a private Redis (or the one given); answers the trials, or why not. */
@@ -306,13 +368,13 @@ export async function runDeployPhase(
   const failures: DeployFailure[] = [];
   try {
     for (const clients of s.clients) {
-      for (const drainMs of s.drains) {
+      for (const drain of s.drains) {
         try {
-          trials.push(await deployTrial(s, { ...redis, prefix }, clients, drainMs, log));
+          trials.push(await deployTrial(s, { ...redis, prefix }, clients, drain, log));
         } catch (error) {
           const message = error instanceof Error ? error.message : String(error);
-          failures.push({ clients, drainMs, error: message });
-          log(`deploy N=${clients} drainMs ${drainMs} FAILED: ${message}`);
+          failures.push({ clients, ...drain, error: message });
+          log(`${drainLabel(clients, drain)} FAILED: ${message}`);
         }
       }
     }
@@ -323,19 +385,29 @@ export async function runDeployPhase(
   return { trials, failures };
 }
 
-/** The phase's table: one row per deploy, the peak rate also against the same client count's `drainMs` 0. */
+/**
+ * The phase's table: one row per deploy. The peak rate is set against the same client
+ * count's all-at-once baseline (`drainMs` 0, fixed retry: the storm the peak target
+ * compares with) and against its `drainMs` 0 with jittered `retry:`, runcast's close without
+ * a drain today.
+ */
 export function deployTable(trials: readonly DeployTrial[]): string {
   const ms = (x: number): string => (Number.isFinite(x) ? x.toFixed(1) : "-");
   const sec = (x: number): string => (Number.isFinite(x) ? `${(x / 1000).toFixed(2)} s` : "never");
+  const against = (t: DeployTrial, retry: DeployRetry): string => {
+    // The baseline row stands alone: nothing to set it against but itself.
+    if (t.drainMs === 0 && t.retry === "fixed") return "";
+    const base = trials.find((x) => x.clients === t.clients && x.drainMs === 0 && x.retry === retry);
+    return base === undefined || base === t ? "" : `${(t.peakPerSec / base.peakPerSec).toFixed(2)}x`;
+  };
   const lines = [
-    "| clients | drainMs | peak reconnects/s at the survivor | vs drainMs 0 (target ≤ 0.2x) | survivor p99 quiet | p99 during the move | ratio (target ≤ 2x) | all reconnected | all live | lost | duplicated | every event once |",
-    "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|",
+    "| clients | drainMs | retry | peak reconnects/s at the survivor | vs all at once (target ≤ 0.2x) | vs drainMs 0 jittered | survivor p99 quiet | p99 during the move | ratio (target ≤ 2x) | all reconnected | all live | lost | duplicated | every event once |",
+    "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|",
   ];
   for (const t of trials) {
-    const base = trials.find((x) => x.clients === t.clients && x.drainMs === 0);
-    const vs = base === undefined || base === t ? "" : `${(t.peakPerSec / base.peakPerSec).toFixed(2)}x`;
     lines.push(
-      `| ${t.clients} | ${t.drainMs} | ${t.peakPerSec} | ${vs} | ${ms(t.quiet.p99)} ms | ${ms(t.storm.p99)} ms | ` +
+      `| ${t.clients} | ${t.drainMs} | ${t.retry} | ${t.peakPerSec} | ${against(t, "fixed")} | ${against(t, "jittered")} | ` +
+        `${ms(t.quiet.p99)} ms | ${ms(t.storm.p99)} ms | ` +
         `${Number.isFinite(t.p99Ratio) ? `${t.p99Ratio.toFixed(2)}x` : "-"} | ${sec(t.allReconnectedMs)} | ${sec(t.allLiveMs)} | ` +
         `${t.lost} | ${t.duplicated} | ${t.exact ? "yes" : "NO"} |`,
     );

@@ -73,6 +73,8 @@ class Watcher {
   readonly recordsLatency: boolean;
   /** The server's last `retry:`, as an `EventSource` keeps it. */
   retryMs = DEFAULT_RETRY_MS;
+  /** Failover: the delay used instead of `retryMs`, when set (one fixed delay for every client). */
+  readonly fixedRetryMs: number | undefined;
   /** Failover: when the server ended the stream, when it asked the other port, its head from there, its first live event there. */
   endedAt = Number.NaN;
   reconnectAskedAt = Number.NaN;
@@ -80,9 +82,10 @@ class Watcher {
   liveAgainAt = Number.NaN;
   failedAttempts = 0;
 
-  constructor(port: number, path: string, failoverPort?: number, recordsLatency = false) {
+  constructor(port: number, path: string, failoverPort?: number, recordsLatency = false, fixedRetryMs?: number) {
     this.port = port;
     this.failoverPort = failoverPort;
+    this.fixedRetryMs = fixedRetryMs;
     this.recordsLatency = recordsLatency;
     this.path = path;
     this.runId = decodeURIComponent(/\/runs\/([^/]+)\/stream/.exec(path)?.[1] ?? "");
@@ -140,20 +143,21 @@ class Watcher {
     req.end();
   }
 
-  /** The server ended the stream: back after its `retry:` delay, on the other port, from the last id. */
+  /** The server ended the stream: back after its `retry:` delay (or the fixed one), on the other port, from the last id. */
   #failOver(): void {
     this.endedAt = wallClock();
+    const delay = (): number => this.fixedRetryMs ?? this.retryMs;
     const attempt = (): void => {
       this.port = this.failoverPort as number;
       this.reconnectAskedAt = wallClock();
       this.open(true, this.#liveWhen, () => {
         if (this.failed) {
           this.failedAttempts++;
-          setTimeout(attempt, this.retryMs);
+          setTimeout(attempt, delay());
         } else this.reconnectedAt = this.headAt;
       });
     };
-    setTimeout(attempt, this.retryMs);
+    setTimeout(attempt, delay());
   }
 
   drop(): void {
@@ -256,6 +260,7 @@ async function watch(req: Extract<LoadRequest, { cmd: "watch" }>): Promise<LoadR
           req.paths[i % req.paths.length] as string,
           req.failoverPort,
           req.latency === true,
+          req.failoverFixedRetryMs,
         ),
       );
     }

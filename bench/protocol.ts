@@ -178,6 +178,12 @@ export type LoadRequest =
        * server's `retry:` delay, with `Last-Event-ID`, as a browser's `EventSource` does (a deploy).
        */
       failoverPort?: number;
+      /**
+       * Fresh, with `failoverPort`: wait exactly this many ms before reconnecting (and between
+       * failed attempts), whatever `retry:` the server sent: every client the same delay, as
+       * browsers waited when a server sent one fixed `retry:` (the deploy phase's baseline).
+       */
+      failoverFixedRetryMs?: number;
       /** Fresh: these watchers record each event's delivery latency (see `watch-latency`). */
       latency?: boolean;
     }

@@ -18,7 +18,10 @@
  *   `deploy` (bench/deploy.ts) closes one of two Redis processes under its clients with `close({ drainMs })`;
  *   `scoped` (bench/scoped.ts) compares the global stream with tokens scoped to one of 100 tags against unscoped.
  * - Scoped: `BENCH_SCOPED_CLIENTS=1000,5000`, `BENCH_SCOPED_REPS=1`.
- * - Deploy: `BENCH_DEPLOY_CLIENTS=5000`, `BENCH_DEPLOY_DRAIN=0,5000` (`drainMs` of each trial),
+ * - Deploy: `BENCH_DEPLOY_CLIENTS=5000`; `BENCH_DEPLOY_DRAIN=0:fixed,0,5000` (smoke: `0:fixed,0,1000`), one
+ *   trial per entry: `drainMs` of the close, the moved clients waiting the jittered `retry:` the server sent
+ *   each; with `:fixed` they ignore it and all wait one fixed `retryMs` (3000 ms), as browsers did before
+ *   runcast jittered `retry:`, so `0:fixed` is the all-at-once baseline each peak is set against;
  *   `BENCH_DEPLOY_OWN=500` (the survivor's own clients, whose latency is measured), `BENCH_DEPLOY_RATE=2`
  *   (events per run and second, 10 runs), `BENCH_DEPLOY_REDIS=url` (instead of a private redis-server).
  * - Storm: `BENCH_STORM_CLIENTS=1000,5000`, `BENCH_STORM_HISTORY=1000,2000` (envelopes per run before it),
@@ -34,7 +37,15 @@ import { cpus, loadavg, totalmem } from "node:os";
 import { dirname, join } from "node:path";
 import type { Redis } from "ioredis";
 import { Child, compileChildren } from "./children";
-import { type DeployFailure, type DeploySettings, type DeployTrial, deployTable, runDeployPhase } from "./deploy";
+import {
+  type DeployFailure,
+  type DeploySettings,
+  type DeployTrial,
+  deployTable,
+  describeDeployFailure,
+  parseDeployDrains,
+  runDeployPhase,
+} from "./deploy";
 import { DEFAULT_PHASES, drainPresent, PENDING_PHASES, PHASES, type PhaseName, pendingReason } from "./phases";
 import {
   DEFAULT_SERVERS,
@@ -131,7 +142,10 @@ function settings(): Settings {
     },
     deploy: {
       clients: list(process.env.BENCH_DEPLOY_CLIENTS)?.map(Number) ?? (SMOKE ? [20] : [5000]),
-      drains: list(process.env.BENCH_DEPLOY_DRAIN)?.map(Number) ?? (SMOKE ? [0, 1000] : [0, 5000]),
+      drains: parseDeployDrains(
+        process.env.BENCH_DEPLOY_DRAIN?.trim() || (SMOKE ? "0:fixed,0,1000" : "0:fixed,0,5000"),
+      ),
+      retryMs: 3000,
       own: Number(process.env.BENCH_DEPLOY_OWN ?? (SMOKE ? 5 : 500)),
       runs: 10,
       rate: Number(process.env.BENCH_DEPLOY_RATE ?? (SMOKE ? 10 : 2)),
@@ -576,10 +590,8 @@ async function main(): Promise<void> {
   const deployTables =
     deploy.length === 0
       ? ""
-      : `\nDeploy (two RedisRunSource processes, ${s.deploy.runs} busy runs; one closes with close({ drainMs }), its clients resume on the other):\n\n${deployTable(deploy)}\n`;
-  const deployFailed = deployFailures
-    .map((x) => `\nFAILED deploy N=${x.clients} drainMs ${x.drainMs}: ${x.error}\n`)
-    .join("");
+      : `\nDeploy (two RedisRunSource processes, ${s.deploy.runs} busy runs; one closes with close({ drainMs }), its clients resume on the other; all at once = drainMs 0 with one fixed ${s.deploy.retryMs} ms retry for every client, as before runcast jittered retry:):\n\n${deployTable(deploy)}\n`;
+  const deployFailed = deployFailures.map((x) => `\nFAILED ${describeDeployFailure(x)}\n`).join("");
   process.stdout.write(
     `${fanoutTables}${stormTables}${scopedTables}${deployTables}${failed}${deployFailed}${skips}${pending}`,
   );

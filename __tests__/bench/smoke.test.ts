@@ -2,7 +2,7 @@ import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { DeployFailure, DeployTrial } from "../../bench/deploy";
+import { type DeployFailure, type DeployTrial, parseDeployDrains } from "../../bench/deploy";
 import { drainPresent } from "../../bench/phases";
 import type { Row, Trial } from "../../bench/report";
 import type { ScopedRow } from "../../bench/scoped";
@@ -198,10 +198,17 @@ describe("the benchmark in smoke mode", () => {
     }
     if (skippedLoudly(result, "deploy")) return;
     expect(result.deployFailures).toEqual([]);
-    // The smoke's two closes: all at once, then spread over a window.
-    expect(result.deploy.map((t) => t.drainMs)).toEqual([0, 1000]);
+    // The smoke's three closes: the all-at-once baseline (no drain, one fixed retry for every
+    // client, runcast before its operations features), no drain with jittered retry:, a drain.
+    expect(result.deploy.map((t) => [t.drainMs, t.retry])).toEqual([
+      [0, "fixed"],
+      [0, "jittered"],
+      [1000, "jittered"],
+    ]);
     for (const t of result.deploy) {
       expect(t.clients).toBe(20);
+      expect(t.retryMs).toBe(3000);
+      expect(Number.isFinite(t.arrivalSpanMs)).toBe(true);
       // Every client of the closing process came back on the survivor, each after its stream ended.
       expect(t.failover).toMatchObject({ ended: 20, reconnected: 20, live: 20 });
       expect(t.arrivals).toBeGreaterThanOrEqual(20);
@@ -231,9 +238,28 @@ describe("the benchmark in smoke mode", () => {
       }
       expect(t.allLiveMs).toBeGreaterThanOrEqual(t.allReconnectedMs);
     }
+    // The baseline's clients all waited the same 3 s after streams that ended together, so they
+    // arrive in a burst; the jittered ones' delays alone spread over 3 s (20 draws from
+    // [1.5 s, 4.5 s] span less than 1.5 s with odds of about 2 in 100,000).
+    const [baseline, jittered] = result.deploy as [DeployTrial, DeployTrial];
+    expect(baseline.arrivalSpanMs * 2).toBeLessThan(jittered.arrivalSpanMs);
     expect(stdout).toContain("Deploy (two RedisRunSource processes");
-    expect(stdout).toMatch(/\| 20 \| 1000 \| \d+ \| [\d.]+x \| [\d.]+ ms \| [\d.]+ ms \| [\d.]+x \|/);
+    // The baseline row is set against nothing; the drained one against the baseline and against drainMs 0 jittered.
+    expect(stdout).toMatch(/\| 20 \| 0 \| fixed \| \d+ \| {2}\| {2}\| [\d.]+ ms \|/);
+    expect(stdout).toMatch(/\| 20 \| 0 \| jittered \| \d+ \| [\d.]+x \| {2}\| [\d.]+ ms \|/);
+    expect(stdout).toMatch(
+      /\| 20 \| 1000 \| jittered \| \d+ \| [\d.]+x \| [\d.]+x \| [\d.]+ ms \| [\d.]+ ms \| [\d.]+x \|/,
+    );
   }, 200_000);
+
+  it("reads BENCH_DEPLOY_DRAIN: drainMs values, :fixed for one fixed retry", () => {
+    expect(parseDeployDrains("0:fixed, 0,5000")).toEqual([
+      { drainMs: 0, retry: "fixed" },
+      { drainMs: 0, retry: "jittered" },
+      { drainMs: 5000, retry: "jittered" },
+    ]);
+    for (const bad of ["0:jitter", "-1", "1.5", "fixed"]) expect(() => parseDeployDrains(bad)).toThrow(bad);
+  });
 
   it("scopes: clients with tokens scoped to one of 100 tags get exactly their runs' events, next to unscoped clients, with every figure", async () => {
     const { result, stdout } = await runSmoke(join(dir, "scoped.json"), { BENCH_PHASES: "scoped" });
