@@ -17,6 +17,7 @@ export const SERVER_KINDS = [
   "runcast-redis",
   "runcast-global",
   "runcast-scoped",
+  "runcast-scoped-even",
 ] as const;
 /** One of the servers. */
 export type ServerKind = (typeof SERVER_KINDS)[number];
@@ -42,6 +43,7 @@ export const STREAM_PATH: Record<ServerKind, string> = {
   // The scoped phase's: the global stream, with a token per client (bench/scoped.ts).
   "runcast-global": "/api/stream",
   "runcast-scoped": "/api/stream",
+  "runcast-scoped-even": "/api/stream",
 };
 
 /** A benchmark run event: a realistic progress event plus its sequence number and send time. */
@@ -91,8 +93,8 @@ export type ServerRequest =
   | { cmd: "memory" }
   /** Broadcast `k` events per event-loop tick for `durationMs`, holding back while sampled clients lag. */
   | { cmd: "blast"; k: number; durationMs: number; governorBytes: number }
-  /** Broadcast `count` events, one every `intervalMs`. */
-  | { cmd: "paced"; count: number; intervalMs: number }
+  /** Broadcast `count` events, `perStep` of them (default 1) every `intervalMs`. */
+  | { cmd: "paced"; count: number; intervalMs: number; perStep?: number }
   /** Connected clients and clients cut off. */
   | { cmd: "stats" }
   /** The process's CPU time so far (user + system): read before and after a window, the difference is what it used. */

@@ -26,7 +26,10 @@ export interface Blast {
 
 /** Delivery at saturation in one load shape: the best of its blasts, and all of them. */
 export interface Saturation extends Blast {
-  /** Broadcasts issued per event-loop tick. */
+  /**
+   * Broadcasts issued per event-loop tick; `runcast-scoped-even` issues this many into each of
+   * its 100 runs per tick (bench/scoped.ts), so its `broadcasts` are 100 times as many.
+   */
   k: number;
   blasts: Blast[];
 }

@@ -16,8 +16,13 @@
  *   `BENCH_LOAD_FLAGS` the same for the load process.
  * - `BENCH_PHASES=fanout,storm` (default): the fan-out tables and the reconnect storm (bench/storm.ts);
  *   `deploy` (bench/deploy.ts) closes one of two Redis processes under its clients with `close({ drainMs })`;
- *   `scoped` (bench/scoped.ts) compares the global stream with tokens scoped to one of 100 tags against unscoped.
- * - Scoped: `BENCH_SCOPED_CLIENTS=1000,5000`, `BENCH_SCOPED_REPS=1`.
+ *   `scoped` (bench/scoped.ts) compares the global stream with tokens scoped to one of 100 tags against unscoped,
+ *   twice: with K=10 broadcasts a tick spread over the 100 runs (`runcast-scoped`, each scoped client gets 0.1
+ *   event a tick), and with 10 into every run a tick (`runcast-scoped-even`, 10 events a tick per scoped client,
+ *   as per unscoped client); its paced latency wave likewise puts one event into every run per step, as many
+ *   steps as the unscoped wave, so its clients get the unscoped clients' events at their rate.
+ * - Scoped: `BENCH_SCOPED_CLIENTS=1000,5000`, `BENCH_SCOPED_REPS=1`; the three kinds run unscoped, scoped,
+ *   scoped-even in odd reps and reversed in even ones.
  * - Deploy: `BENCH_DEPLOY_CLIENTS=5000`; `BENCH_DEPLOY_DRAIN=0:fixed,0,5000` (smoke: `0:fixed,0,1000`), one
  *   trial per entry: `drainMs` of the close, the moved clients waiting the jittered `retry:` the server sent
  *   each; with `:fixed` they ignore it and all wait one fixed `retryMs` (3000 ms), as browsers did before
@@ -59,7 +64,17 @@ import {
 } from "./protocol";
 import { connectRedis, deleteKeys } from "./redis-admin";
 import { type Blast, headline, redisHeadline, type Saturation, summarize, type Trial, table } from "./report";
-import { eventShare, isScopedKind, SCOPED_KINDS, scopedPaths, scopedRows, scopedTable, tokenSecret } from "./scoped";
+import {
+  broadcastsPerStep,
+  eventShare,
+  isScopedKind,
+  pacedWave,
+  SCOPED_KINDS,
+  scopedPaths,
+  scopedRows,
+  scopedTable,
+  tokenSecret,
+} from "./scoped";
 import { runStormPhase, type StormFailure, type StormSettings, type StormTrial } from "./storm";
 import { stormCommands, stormDoubling, stormTable } from "./storm-report";
 
@@ -229,7 +244,7 @@ async function warmUp(
   ports: readonly number[],
   path: string,
   s: Settings,
-  view: { paths: string[] | undefined; share: number },
+  view: { paths: string[] | undefined; share: number; perStep: number },
 ): Promise<void> {
   const count = Math.max(WARM_UP_CLIENTS, ports.length);
   const connected = await load.request({
@@ -245,7 +260,7 @@ async function warmUp(
   const first = await deliver(
     load,
     false,
-    () => writer.request({ cmd: "paced", count: 1, intervalMs: 0 }),
+    () => writer.request({ cmd: "paced", count: view.perStep, intervalMs: 0, perStep: view.perStep }),
     (r) => r.broadcasts * view.share,
   );
   if (!first.got.complete) throw new Error("warm-up: not every client got the event");
@@ -281,6 +296,8 @@ async function trial(
   const view = {
     paths: isScopedKind(kind) && secret !== undefined ? await scopedPaths(kind, secret) : undefined,
     share: eventShare(kind),
+    // `runcast-scoped-even`: each step one event into every run, so each client gets one per step.
+    perStep: broadcastsPerStep(kind),
   };
   const serverArgs =
     prefix === undefined
@@ -332,7 +349,7 @@ async function trial(
     const first = await deliver(
       load,
       false,
-      () => server.request({ cmd: "paced", count: 1, intervalMs: 0 }),
+      () => server.request({ cmd: "paced", count: view.perStep, intervalMs: 0, perStep: view.perStep }),
       (r) => r.broadcasts * view.share,
     );
     // Summed over the processes: per connection held, whichever process holds it.
@@ -348,7 +365,7 @@ async function trial(
     const paced = await deliver(
       load,
       true,
-      () => server.request({ cmd: "paced", count: s.latencyEvents, intervalMs: s.latencyIntervalMs }),
+      () => server.request({ cmd: "paced", ...pacedWave(kind, s.latencyEvents), intervalMs: s.latencyIntervalMs }),
       (r) => r.broadcasts * view.share,
     );
     allDelivered &&= paced.got.complete;
@@ -357,7 +374,7 @@ async function trial(
     const saturation: Saturation[] = [];
     for (const k of s.shapes) {
       const blast = (durationMs: number) => () =>
-        server.request({ cmd: "blast", k, durationMs, governorBytes: s.governorBytes });
+        server.request({ cmd: "blast", k: k * view.perStep, durationMs, governorBytes: s.governorBytes });
       const warm = await deliver(load, false, blast(s.warmupMs), (r) => r.broadcasts * view.share);
       allDelivered &&= warm.got.complete;
       exactShare(warm);
@@ -491,7 +508,7 @@ async function main(): Promise<void> {
       stormFailures = ran.failures;
     }
   }
-  // The scoped phase: the two views of one server through the fan-out trial, K=10, alternating within a rep.
+  // The scoped phase: the three kinds on one server through the fan-out trial, K=10, alternating within a rep.
   const scopedTrials: Trial[] = [];
   if (s.phases.includes("scoped")) {
     for (let rep = 1; rep <= s.scoped.reps; rep++) {
@@ -586,7 +603,8 @@ async function main(): Promise<void> {
   const scopedTables =
     scoped.length === 0
       ? ""
-      : `\nScoped (global stream, 100 runs over 100 tags, K=10; each client's token scoped to one tag, against unscoped tokens on the same server):\n\n${scopedTable(scoped)}\n`;
+      : "\nScoped (global stream, 100 runs over 100 tags, K=10; clients' tokens scoped to one tag each, against unscoped tokens on the same server; " +
+        `ratios to the unscoped trial of the same rep; only in the runcast-scoped-even rows does a scoped client get as many events as an unscoped one):\n\n${scopedTable(scoped)}\n`;
   const deployTables =
     deploy.length === 0
       ? ""

@@ -42,7 +42,8 @@ async function load(kind: ServerKind, args: readonly string[]): Promise<Fanout> 
       return redis.createFanout(prefix, role, options === undefined ? {} : JSON.parse(options));
     }
     case "runcast-global":
-    case "runcast-scoped": {
+    case "runcast-scoped":
+    case "runcast-scoped-even": {
       const [secret] = args;
       if (secret === undefined) throw new Error(`${kind} takes <token secret>`);
       return (require("./servers/runcast-tags") as typeof import("./servers/runcast-tags")).createFanout(secret);
@@ -118,19 +119,23 @@ async function main(): Promise<void> {
         };
         setImmediate(tick);
       }),
-    paced: ({ count: asked, intervalMs }) =>
+    paced: ({ count: asked, intervalMs, perStep = 1 }) =>
       new Promise((resolve) => {
         const count = Math.ceil(asked / batch) * batch;
+        const step = Math.max(1, perStep);
         const startedAt = wallClock();
         let broadcasts = 0;
+        let steps = 0;
         const next = (): void => {
-          fanout.publish(benchEvent(++seq));
-          broadcasts++;
+          const n = Math.min(step, count - broadcasts);
+          for (let i = 0; i < n; i++) fanout.publish(benchEvent(++seq));
+          broadcasts += n;
+          steps++;
           if (broadcasts >= count) {
             resolve({ broadcasts });
             return;
           }
-          setTimeout(next, Math.max(0, startedAt + broadcasts * intervalMs - wallClock()));
+          setTimeout(next, Math.max(0, startedAt + steps * intervalMs - wallClock()));
         };
         next();
       }),

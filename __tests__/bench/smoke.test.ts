@@ -264,9 +264,13 @@ describe("the benchmark in smoke mode", () => {
   it("scopes: clients with tokens scoped to one of 100 tags get exactly their runs' events, next to unscoped clients, with every figure", async () => {
     const { result, stdout } = await runSmoke(join(dir, "scoped.json"), { BENCH_PHASES: "scoped" });
     expect(result.notRun).toEqual([]);
-    // The fan-out tables are not run; the phase's two views of one server are, in the same rep.
+    // The fan-out tables are not run; the phase's three kinds on one server are, in the same rep.
     expect(result.trials).toEqual([]);
-    expect(result.scopedTrials.map((t) => t.server).sort()).toEqual(["runcast-global", "runcast-scoped"]);
+    expect(result.scopedTrials.map((t) => t.server)).toEqual([
+      "runcast-global",
+      "runcast-scoped",
+      "runcast-scoped-even",
+    ]);
     for (const t of result.scopedTrials) {
       expect(t.clients).toBe(200);
       expect(t.connectFailures).toBe(0);
@@ -279,14 +283,29 @@ describe("the benchmark in smoke mode", () => {
       expect(t.latency.samples).toBeGreaterThan(0);
       expect(Number.isFinite(t.heapPerConnection)).toBe(true);
     }
-    const [row] = result.scoped;
-    expect(row?.clients).toBe(200);
-    expect(row?.allDelivered).toBe(true);
-    for (const ratio of [row?.eventsRatio, row?.heapRatio, row?.cpuRatio]) {
-      expect(ratio).toBeGreaterThan(0);
-      expect(Number.isFinite(ratio)).toBe(true);
+    const trialOf = (server: string): Trial | undefined => result.scopedTrials.find((t) => t.server === server);
+    const [global, scoped, even] = ["runcast-global", "runcast-scoped", "runcast-scoped-even"].map(trialOf);
+    // K=10 into every one of the 100 runs per tick: whole ticks of 1,000 broadcasts.
+    expect((even?.saturation[0]?.broadcasts ?? 1) % 1000).toBe(0);
+    // The latency wave gave each even client as many events as each unscoped one (a few samples
+    // split across reads are skipped), where each client of runcast-scoped got one.
+    expect(even?.latency.samples).toBeGreaterThan((global?.latency.samples ?? 0) / 2);
+    expect(scoped?.latency.samples).toBeLessThan((global?.latency.samples ?? 0) / 10);
+    // One row per scoped kind, each against the unscoped trial.
+    expect(result.scoped.map((row) => [row.clients, row.kind])).toEqual([
+      [200, "runcast-scoped"],
+      [200, "runcast-scoped-even"],
+    ]);
+    for (const row of result.scoped) {
+      expect(row.reps).toBe(1);
+      expect(row.allDelivered).toBe(true);
+      for (const ratio of [row.eventsRatio, row.heapRatio, row.cpuRatio]) {
+        expect(ratio).toBeGreaterThan(0);
+        expect(Number.isFinite(ratio)).toBe(true);
+      }
     }
     expect(stdout).toContain("Scoped (global stream, 100 runs over 100 tags");
-    expect(stdout).toMatch(/\| 200 \| [\d.]+[kM] \| [\d.]+[kM] \| [\d.]+x \|/);
+    expect(stdout).toMatch(/\| 200 \| 0\.1 event: [^|]+\| [\d.]+[kM] \| [\d.]+[kM] \| [\d.]+x \|/);
+    expect(stdout).toMatch(/\| 200 \| 10 events, as unscoped: [^|]+\| [\d.]+[kM] \| [\d.]+[kM] \| [\d.]+x \|/);
   }, 200_000);
 });

@@ -15,7 +15,8 @@ export function taggedRunOf(seq: number): string {
  * runcast's global stream over runs with tags: `sseRouter` over a `MemoryRunSource` with
  * stream tokens on (`tokens: { secret }`), 100 runs each carrying its own tag, every event
  * recorded into the next run in turn. Whether a client sees every run or one tag's is only
- * its token's scope: the scoped phase's two views run this same server.
+ * its token's scope, and how many events each run gets per tick only how many the
+ * orchestrator asks for: the scoped phase's three kinds run this same server.
  */
 export function createFanout(secret: string): Fanout {
   const source = new MemoryRunSource();
