@@ -1,19 +1,20 @@
 /**
  * The example's web app: runcast's streams, a small JSON API, and the dashboard page.
  *
- *   GET  /api/stream              every run, live        (runcast)
- *   GET  /api/runs/:id/stream     one run, live          (runcast)
+ *   GET  /api/stream              every run, live        (runcast; needs ?token=)
+ *   GET  /api/runs/:id/stream     one run, live          (runcast; needs ?token=)
+ *   POST /api/stream-token        a stream token         (this file)
  *   GET  /api/runs                recent runs, as JSON   (this file)
  *   POST /api/runs                start a run            (this file)
  *   GET  /                        the dashboard          (examples/public)
  *   GET  /runcast/client.js       runcast/client for the page (dist/client.browser.mjs)
  */
+import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import express from "express";
 // In your app: import { MemoryRunSource, sseRouter, ... } from "runcast";
 import {
-  createStreamToken,
   isTerminalStatus,
   MemoryRunSource,
   type RunState,
@@ -21,7 +22,8 @@ import {
   type SseRouterOptions,
   sseRouter,
 } from "../lib/index";
-import { Orchestrator, type OrchestratorOptions, SERVICES } from "./orchestrator";
+import { Orchestrator, type OrchestratorOptions, SERVICES, TEAMS } from "./orchestrator";
+import { checkedLifetime, DEFAULT_TOKEN_LIFETIME_SECONDS, streamTokenEndpoint } from "./stream-token";
 
 /**
  * runcast/client as one self-contained ES module (zod inlined), built by `npm run build`.
@@ -41,11 +43,18 @@ export interface ExampleOptions {
   /** How many runs `GET /api/runs` lists. @default 50 */
   recentRuns?: number;
   /**
-   * When set, the streams require stream tokens signed with this secret (at least 32 bytes),
-   * and `GET /api/stream-token` mints one for the page, as a real app's authenticated endpoint
-   * would. @default undefined (open streams)
+   * The secret stream tokens are signed with (at least 32 bytes). Every stream requires a
+   * token; the page gets one from `POST /api/stream-token` before each connection.
+   * @default 32 random bytes, made for this app (`npm run example` reads RUNCAST_TOKEN_SECRET)
    */
-  tokenSecret?: string;
+  tokenSecret?: string | Uint8Array;
+  /** How long a token from `POST /api/stream-token` is valid, in seconds. @default 300 */
+  tokenLifetimeSeconds?: number;
+  /**
+   * The teams the demo visitor belongs to: their tokens, and `GET /api/runs`, cover the runs
+   * tagged with these. @default every team (`TEAMS`)
+   */
+  sessionTeams?: readonly string[];
 }
 
 /** Everything the example wires together, for `main.ts` and the tests. */
@@ -94,12 +103,15 @@ export function createExample(options: ExampleOptions = {}): Example {
   const source = options.source ?? new MemoryRunSource();
   const orchestrator = new Orchestrator(source, options.orchestrator);
   const recent = new RecentRuns(source, options.recentRuns ?? 50);
-  const { tokenSecret } = options;
-  const router = sseRouter(source, {
-    retryMs: 1_000,
-    ...(tokenSecret === undefined ? {} : { tokens: { secret: tokenSecret } }),
-    ...options.router,
-  });
+  const secret = options.tokenSecret ?? randomBytes(32);
+  const lifetime = checkedLifetime(options.tokenLifetimeSeconds ?? DEFAULT_TOKEN_LIFETIME_SECONDS);
+  const teams = [...(options.sessionTeams ?? TEAMS)];
+  // The visitor's session. The example has no login: every visitor is one demo user, a member
+  // of `teams`. A real app reads its own session here (what its session middleware found in
+  // the cookie) and derives what the user may see from it, such as the teams they belong to.
+  const sessionOf = (_req: express.Request) => ({ teams });
+  // The streams accept only tokens signed with the secret; a token's tags are what it sees.
+  const router = sseRouter(source, { retryMs: 1_000, ...options.router, tokens: { secret } });
 
   const app = express();
   app.disable("x-powered-by");
@@ -108,23 +120,23 @@ export function createExample(options: ExampleOptions = {}): Example {
   // The two streams: GET /api/stream and GET /api/runs/:id/stream.
   app.use(router);
 
-  if (tokenSecret !== undefined) {
-    // A real app checks its session here and puts the user's tags in the token; the example
-    // has no users, so its page gets a token for every run, valid for five minutes.
-    app.get("/api/stream-token", (_req, res, next) => {
-      createStreamToken(tokenSecret, { expiresIn: "5m" }).then((token) => {
-        res.set("Cache-Control", "no-store").json({ token });
-      }, next);
-    });
-  }
+  // A token for the page, scoped to the session's teams: the streams show it their runs only,
+  // whatever `?tags=` it asks for. Short-lived; the page fetches a new one for every connection.
+  app.post(
+    "/api/stream-token",
+    streamTokenEndpoint(secret, lifetime, (req) => ({ tags: sessionOf(req).teams })),
+  );
 
-  // Recent runs, optionally those carrying a tag (`?tags=team:web`), as the stream filters them.
+  // Recent runs the session may see, optionally those carrying a tag (`?tags=team:web`), as
+  // the stream filters them.
   app.get("/api/runs", (req, res) => {
+    const { teams } = sessionOf(req);
     const tag = typeof req.query.tags === "string" && req.query.tags !== "" ? req.query.tags : undefined;
-    const runs = recent.list();
-    res.json({
-      runs: tag === undefined ? runs : runs.filter((run) => Array.isArray(run.tags) && run.tags.includes(tag)),
-    });
+    const shown = (run: RunState) =>
+      Array.isArray(run.tags) &&
+      run.tags.some((each) => teams.includes(each)) &&
+      (tag === undefined || run.tags.includes(tag));
+    res.json({ runs: recent.list().filter(shown) });
   });
 
   app.post("/api/runs", (req, res) => {

@@ -1,18 +1,30 @@
 /**
  * `npm run example`: the simulated daemon and its dashboard on http://127.0.0.1:3000/
- * (`PORT` and `HOST` change where it listens). Ctrl-C stops it gracefully: the router ends
- * every stream first, so the HTTP server can close at once.
+ * (`PORT` and `HOST` change where it listens). Streams need stream tokens, signed with
+ * `RUNCAST_TOKEN_SECRET` (at least 32 bytes) or, when it is unset, a random secret made at
+ * start. Ctrl-C stops it gracefully: the router ends every stream first, so the HTTP server
+ * can close at once.
  */
 import { createExample } from "./app";
+import { secretNotice, type TokenSecret, tokenSecretFromEnv } from "./stream-token";
 
 const port = Number(process.env.PORT ?? 3000);
 const host = process.env.HOST ?? "127.0.0.1";
 
-const example = createExample();
+let tokens: TokenSecret;
+try {
+  tokens = tokenSecretFromEnv();
+} catch (error) {
+  console.error(`runcast example: ${(error as Error).message}`);
+  process.exit(1);
+}
+
+const example = createExample({ tokenSecret: tokens.secret });
 const server = example.app.listen(port, host, () => {
   const address = server.address();
   const shown = typeof address === "object" && address !== null ? address.port : port;
   console.log(`runcast example dashboard: http://${host}:${shown}/`);
+  console.log(secretNotice(tokens));
   console.log("Ctrl-C to stop.");
   example.orchestrator.autostart();
 });

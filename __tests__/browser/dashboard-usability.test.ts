@@ -1,4 +1,5 @@
 import type { BrowserContext, Page } from "playwright-core";
+import { TEAMS } from "../../examples/orchestrator";
 import type { MemoryRunSource } from "../../lib/index";
 import { launchBrowser, type RunningExample, serveExample } from "./harness";
 
@@ -55,7 +56,10 @@ const detailOf = (id: string) =>
 
 const UNITS = ["api-gateway", "auth-service", "billing", "checkout", "notifications", "payments"];
 
-/** Runs `run-01`.. with names `Deploy #n`, newest (highest n) listed first. */
+/**
+ * Runs `run-01`.. with names `Deploy #n`, newest (highest n) listed first, each of a team, as
+ * the example's runs are (the page's stream token covers the teams' tags).
+ */
 function createRuns(source: MemoryRunSource, count: number, total = UNITS.length): string[] {
   const ids: string[] = [];
   for (let n = 1; n <= count; n++) {
@@ -63,6 +67,7 @@ function createRuns(source: MemoryRunSource, count: number, total = UNITS.length
     source.createRun({
       id,
       name: `Deploy #${n}`,
+      tags: [TEAMS[n % TEAMS.length] as string],
       total_units: total,
       units: Object.fromEntries(UNITS.map((unit) => [unit, "pending"])),
       created_at: `2026-03-02T09:${String(n).padStart(2, "0")}:00Z`,
@@ -136,6 +141,7 @@ describe("the example dashboard, in use", () => {
       source.createRun({
         id: "run-with-a-rather-long-identifier-that-does-not-break-by-itself.0123456789",
         name: "Deploy of every service in the eu-central-1 region, canary first",
+        tags: ["team:payments"],
         total_units: 2,
         created_at: "2026-03-02T10:00:00Z",
       });
@@ -295,9 +301,22 @@ describe("the example dashboard, in use", () => {
     await until("reconnecting", () => document.getElementById("connection")?.dataset.status === "reconnecting", null);
     const second = await start(first.port);
     const source = second.example.source;
-    source.createRun({ id: "new-1", name: "Deploy #101", total_units: 2, created_at: "2026-03-02T11:00:00Z" });
+    const web = ["team:web"];
+    source.createRun({
+      id: "new-1",
+      name: "Deploy #101",
+      tags: web,
+      total_units: 2,
+      created_at: "2026-03-02T11:00:00Z",
+    });
     source.completeRun("new-1", { status: "completed", completed_units: 2 });
-    source.createRun({ id: "new-2", name: "Deploy #102", total_units: 2, created_at: "2026-03-02T11:01:00Z" });
+    source.createRun({
+      id: "new-2",
+      name: "Deploy #102",
+      tags: web,
+      total_units: 2,
+      created_at: "2026-03-02T11:01:00Z",
+    });
 
     await until(
       "only the new server's runs",

@@ -1,6 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { BrowserContext, Page } from "playwright-core";
+import { TEAMS } from "../../examples/orchestrator";
 import type { MemoryRunSource } from "../../lib/index";
 import { launchBrowser, type RunningExample, serveExample } from "./harness";
 
@@ -76,10 +77,12 @@ async function runRow(id: string): Promise<{ status: string; units: string } | n
 
 const UNITS = ["auth-service", "billing", "checkout"];
 
+/** A run of team:web, as the example's runs each belong to a team (the page's token covers the teams' tags). */
 function createRun(source: MemoryRunSource, id: string, name: string): void {
   source.createRun({
     id,
     name,
+    tags: ["team:web"],
     total_units: UNITS.length,
     units: Object.fromEntries(UNITS.map((unit) => [unit, "pending"])),
     created_at: `2026-03-02T09:${id.slice(-2)}:00Z`,
@@ -92,7 +95,7 @@ describe("the example dashboard in Chromium", () => {
     const { source } = r.example;
     const streams: string[] = [];
     r.server.on("request", (req) => {
-      if (req.url?.startsWith("/api/stream")) streams.push(req.url);
+      if (req.method === "GET" && req.url?.startsWith("/api/stream?")) streams.push(req.url);
     });
     source.createRun({ id: "run-11", name: "Web #1", tags: ["team:web"], created_at: "2026-03-02T09:11:00Z" });
     source.createRun({ id: "run-12", name: "Pay #1", tags: ["team:payments"], created_at: "2026-03-02T09:12:00Z" });
@@ -299,6 +302,7 @@ describe("the example dashboard in Chromium", () => {
       source.createRun({
         id: `run-demo-${n}`,
         name: `Deploy #${n}`,
+        tags: [TEAMS[n % TEAMS.length] as string],
         total_units: all.length,
         units: units(0),
         created_at: `2026-03-02T09:${String(10 + n).padStart(2, "0")}:00Z`,

@@ -44,8 +44,21 @@ export async function launchBrowser(): Promise<{ context: BrowserContext; close(
 export interface SeenRequest {
   method: string;
   path: string;
+  /** The path and query, as requested. */
+  url: string;
   /** `Last-Event-ID` header, or the `lastEventId` query parameter (how runcast/client resumes). */
   lastEventId: string | undefined;
+  /** The `token` query parameter (how the page sends its stream token). */
+  token: string | undefined;
+  /** The token a `POST /api/stream-token` answered with, once it answered. */
+  minted: string | undefined;
+  /** The response's status once its head went out. */
+  readonly status: number | undefined;
+}
+
+/** A stream request of the example: the global stream or a run's. */
+export function isStreamRequest(seen: SeenRequest): boolean {
+  return seen.method === "GET" && (seen.path === "/api/stream" || /^\/api\/runs\/[^/]+\/stream$/.test(seen.path));
 }
 
 /** The example app listening on 127.0.0.1. */
@@ -55,24 +68,49 @@ export interface RunningExample {
   port: number;
   server: Server;
   requests: SeenRequest[];
+  /** While `true`, `POST /api/stream-token` answers 503, as a broken token endpoint would. */
+  failTokens: boolean;
   /** Destroys every connection, as a network drop would; the server keeps listening. */
   drop(): void;
   /** `example.close()` (streams end), then the server. */
   close(): Promise<void>;
 }
 
-/** Starts the example app (no simulated runs unless a test starts them) on `port` (default: any free one). */
+/**
+ * Starts the example app (no simulated runs unless a test starts them) on `port` (default: any
+ * free one). Its streams need stream tokens, as under `npm run example`, signed with a random
+ * secret of its own.
+ */
 export async function serveExample(options: ExampleOptions = {}, port = 0): Promise<RunningExample> {
   const example = createExample({ ...options, router: { heartbeatMs: 60_000, retryMs: 100, ...options.router } });
   const requests: SeenRequest[] = [];
   const app = express();
-  app.use((req, _res, next) => {
-    const query = req.query.lastEventId;
-    requests.push({
+  let running: RunningExample | undefined;
+  app.use((req, res, next) => {
+    const text = (value: unknown) => (typeof value === "string" ? value : undefined);
+    const seen: SeenRequest = {
       method: req.method,
       path: req.path,
-      lastEventId: req.get("last-event-id") ?? (typeof query === "string" ? query : undefined),
-    });
+      url: req.originalUrl,
+      lastEventId: req.get("last-event-id") ?? text(req.query.lastEventId),
+      token: text(req.query.token),
+      minted: undefined,
+      get status() {
+        return res.headersSent ? res.statusCode : undefined;
+      },
+    };
+    requests.push(seen);
+    if (req.method === "POST" && req.path === "/api/stream-token") {
+      if (running?.failTokens === true) {
+        res.status(503).json({ error: { code: "unavailable", message: "no tokens now" } });
+        return;
+      }
+      const json = res.json.bind(res);
+      res.json = (body: { token?: unknown }) => {
+        seen.minted = text(body?.token);
+        return json(body);
+      };
+    }
     next();
   });
   app.use(example.app);
@@ -81,12 +119,13 @@ export async function serveExample(options: ExampleOptions = {}, port = 0): Prom
     s.once("error", reject);
   });
   const actual = (server.address() as AddressInfo).port;
-  return {
+  running = {
     example,
     url: `http://127.0.0.1:${actual}`,
     port: actual,
     server,
     requests,
+    failTokens: false,
     drop: () => server.closeAllConnections(),
     close: async () => {
       await example.close();
@@ -94,4 +133,5 @@ export async function serveExample(options: ExampleOptions = {}, port = 0): Prom
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+  return running;
 }

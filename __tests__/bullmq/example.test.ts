@@ -10,7 +10,7 @@ import { connectionOptions, deleteQueueKeys, describeRedis, newQueueName } from 
 jest.setTimeout(60_000);
 
 describeRedis("the BullMQ example", () => {
-  it("serves a deploy started from the page's API: its services as units, their logs, then complete", async () => {
+  it("serves a deploy started from the page's API, to a stream token: its services as units, their logs, then complete", async () => {
     const queue = newQueueName("example");
     const connection = connectionOptions();
     const producer = new Producer(queue, connection);
@@ -27,7 +27,12 @@ describeRedis("the BullMQ example", () => {
       const response = await fetch(`${url}/api/runs`, { method: "POST" });
       expect(response.status).toBe(201);
       const { run } = (await response.json()) as { run: { id: string } };
-      stream = await SseStream.open(`${url}/api/runs/${run.id}/stream?from=start`);
+      // The page's way in: a fresh token from POST /api/stream-token; without one the stream is refused.
+      expect((await fetch(`${url}/api/runs/${run.id}/stream?from=start`)).status).toBe(401);
+      const { token } = (await (await fetch(`${url}/api/stream-token`, { method: "POST" })).json()) as {
+        token: string;
+      };
+      stream = await SseStream.open(`${url}/api/runs/${run.id}/stream?from=start&token=${encodeURIComponent(token)}`);
       await stream.end(30_000);
       const events = stream.of("event").map((frame) => frame.json as { type: string; unit?: string });
       const completed = events.filter((event) => event.type === "unit.completed").map((event) => event.unit);

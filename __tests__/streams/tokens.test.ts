@@ -246,15 +246,26 @@ describe("check order: 400, 401, 403, 503, 404 in every combination", () => {
 });
 
 describe("the example app's token endpoint", () => {
-  it("mints a token the page opens the stream with; without one the stream is 401", async () => {
+  it("POST mints a short-lived token of the session's teams the page opens the stream with; without one the stream is 401", async () => {
     const { createExample } = await import("../../examples/app");
-    const example = createExample({ tokenSecret: SECRET, orchestrator: { timeScale: 1_000 } });
+    const { TEAMS } = await import("../../examples/orchestrator");
+    const example = createExample({
+      tokenSecret: SECRET,
+      tokenLifetimeSeconds: 90,
+      orchestrator: { timeScale: 1_000 },
+    });
     const server = example.app.listen(0, "127.0.0.1");
     await new Promise<void>((resolve) => server.once("listening", () => resolve()));
     const base = `http://127.0.0.1:${(server.address() as import("node:net").AddressInfo).port}`;
     try {
-      const minted = await request(base).get("/api/stream-token").expect(200);
+      const minted = await request(base).post("/api/stream-token").expect(200);
       expect(minted.headers["cache-control"]).toBe("no-store");
+      expect(minted.headers["content-type"]).toMatch(/^application\/json/);
+      const claims = JSON.parse(Buffer.from(minted.body.token.split(".")[1], "base64url").toString());
+      expect(claims).toEqual({ tags: TEAMS, iat: expect.any(Number), exp: expect.any(Number) });
+      expect(claims.exp - claims.iat).toBe(90);
+      // Handed out by POST only: a link, a prefetch or an <img> cannot fetch one.
+      await request(base).get("/api/stream-token").expect(404);
       await request(base).get("/api/stream").expect(401);
       const s = await SseStream.open(`${base}/api/stream?token=${minted.body.token}`);
       expect(s.status).toBe(200);

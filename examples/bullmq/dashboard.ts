@@ -1,7 +1,9 @@
 /**
- * The dashboard: Express serving runcast's streams over the BullMQ queue, the example's page
- * (examples/public), `GET /api/runs` (recent runs) and `POST /api/runs` (start a deploy).
+ * The dashboard: Express serving runcast's streams over the BullMQ queue (each needs a stream
+ * token), the example's page (examples/public), `POST /api/stream-token` (a token for the
+ * page), `GET /api/runs` (recent runs) and `POST /api/runs` (start a deploy).
  */
+import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import express from "express";
@@ -9,7 +11,16 @@ import express from "express";
 import type { BullMQRunSource } from "../../lib/bullmq/index";
 import { isTerminalStatus, type RunState, type SseRouter, sseRouter } from "../../lib/index";
 import { CLIENT_BUNDLE } from "../app";
+import { checkedLifetime, DEFAULT_TOKEN_LIFETIME_SECONDS, streamTokenEndpoint } from "../stream-token";
 import type { Producer } from "./producer";
+
+/** Options of {@link createDashboard}. */
+export interface DashboardOptions {
+  /** The secret stream tokens are signed with (at least 32 bytes). @default 32 random bytes */
+  tokenSecret?: string | Uint8Array;
+  /** How long a token from `POST /api/stream-token` is valid, in seconds. @default 300 */
+  tokenLifetimeSeconds?: number;
+}
 
 export interface Dashboard {
   app: express.Express;
@@ -18,8 +29,14 @@ export interface Dashboard {
   close(): Promise<void>;
 }
 
-export function createDashboard(source: BullMQRunSource, producer: Producer): Dashboard {
-  const router = sseRouter(source, { retryMs: 1_000 });
+export function createDashboard(
+  source: BullMQRunSource,
+  producer: Producer,
+  options: DashboardOptions = {},
+): Dashboard {
+  const secret = options.tokenSecret ?? randomBytes(32);
+  const lifetime = checkedLifetime(options.tokenLifetimeSeconds ?? DEFAULT_TOKEN_LIFETIME_SECONDS);
+  const router = sseRouter(source, { retryMs: 1_000, tokens: { secret } });
   // The newest runs, for the page's list (the global stream announces only active runs).
   const recent = new Map<string, RunState>();
   const unsubscribe = source.subscribe((envelope) => {
@@ -35,6 +52,13 @@ export function createDashboard(source: BullMQRunSource, producer: Producer): Da
   const app = express();
   app.disable("x-powered-by");
   app.use(router);
+  // The page's token for its streams. BullMQ jobs carry no tags, so the token covers every
+  // run (an empty scope); a real app would scope it from its session, e.g. to the user's own
+  // jobs with `runs`, or to tags its runs carry.
+  app.post(
+    "/api/stream-token",
+    streamTokenEndpoint(secret, lifetime, () => ({})),
+  );
   app.get("/api/runs", (_req, res) => {
     res.json({ runs: [...recent.values()].reverse() });
   });

@@ -5,6 +5,7 @@
  * The queue is `runcast-example` (`QUEUE`); Ctrl-C stops everything, keeping the queue's jobs.
  */
 import { BullMQRunSource } from "../../lib/bullmq/index";
+import { secretNotice, type TokenSecret, tokenSecretFromEnv } from "../stream-token";
 import { createDashboard } from "./dashboard";
 import { Producer } from "./producer";
 import { startWorker } from "./worker";
@@ -15,13 +16,22 @@ const queue = process.env.QUEUE ?? "runcast-example";
 const port = Number(process.env.PORT ?? 3000);
 const host = process.env.HOST ?? "127.0.0.1";
 
+let tokens: TokenSecret;
+try {
+  tokens = tokenSecretFromEnv();
+} catch (error) {
+  console.error(`runcast BullMQ example: ${(error as Error).message}`);
+  process.exit(1);
+}
+
 const producer = new Producer(queue, connection);
 const worker = startWorker(queue, connection);
 const source = new BullMQRunSource({ queue, connection });
-const dashboard = createDashboard(source, producer);
+const dashboard = createDashboard(source, producer, { tokenSecret: tokens.secret });
 
 const server = dashboard.app.listen(port, host, () => {
   console.log(`runcast BullMQ example: http://${host}:${port}/ (queue "${queue}")`);
+  console.log(secretNotice(tokens));
   console.log("Ctrl-C to stop.");
   void producer.startDeploy();
 });

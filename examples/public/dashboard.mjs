@@ -11,8 +11,43 @@ const MAX_LISTED = 30;
 const MAX_LOG_LINES = 300;
 /** Below this width the list and the detail are stacked (keep in step with dashboard.css). */
 const STACKED = window.matchMedia("(max-width: 800px)");
+/** How long a token request may take before it counts as failed (the watcher then tries again). */
+const TOKEN_TIMEOUT_MS = 10_000;
 
 const $ = (id) => document.getElementById(id);
+
+// ---- stream tokens ------------------------------------------------------------------------
+
+/** The token endpoint answered badly or not in time: shown on the connection pill. */
+class TokenRequestFailed extends Error {}
+
+/**
+ * The `url` of a watcher: a function runcast/client calls for every connection and
+ * reconnection. Each call asks the app for a fresh, short-lived stream token and answers the
+ * stream's URL with `?token=` (the client adds `tags`, `from` and where to resume). When the
+ * token expires the server ends the stream, and the next connection gets a new token.
+ * A failed request rejects: the client reports `url_failed` and tries again with backoff.
+ */
+function withToken(path) {
+  return async () => {
+    let response;
+    try {
+      response = await fetch("/api/stream-token", {
+        method: "POST",
+        cache: "no-store",
+        signal: AbortSignal.timeout(TOKEN_TIMEOUT_MS),
+      });
+    } catch (error) {
+      // The server is away: a plain reconnect. A token request that hangs is the app's fault.
+      if (error.name === "TimeoutError") throw new TokenRequestFailed("the token request timed out");
+      throw error;
+    }
+    if (!response.ok) throw new TokenRequestFailed(`the token request answered HTTP ${response.status}`);
+    const body = await response.json().catch(() => undefined);
+    if (typeof body?.token !== "string") throw new TokenRequestFailed("the token request answered no token");
+    return `${path}?token=${encodeURIComponent(body.token)}`;
+  };
+}
 
 /** Creates an element with a class, text and attributes; text goes through textContent, never HTML. */
 function el(tag, className, text, attributes = {}) {
@@ -56,7 +91,7 @@ let tagFilter = "";
 /** Opens the global stream for the runs the list shows. */
 function watchListed() {
   return watchAll(
-    "/api/stream",
+    withToken("/api/stream"),
     {
       onState: (state) => {
         gone.delete(state.id);
@@ -73,7 +108,10 @@ function watchListed() {
         showConnection($("connection"), status);
         if (status === "live") refreshFromApi();
       },
-      onError: (error) => console.warn("runcast:", error.message),
+      onError: (error) => {
+        showProblem($("connection"), error);
+        console.warn("runcast:", error.message);
+      },
     },
     tagFilter === "" ? {} : { tags: [tagFilter] },
   );
@@ -245,10 +283,28 @@ function unitsText(run) {
   return `${run.completed_units}/${total} units${failed > 0 ? ` · ${failed} failed` : ""}`;
 }
 
-function showConnection(pill, status) {
+/**
+ * A connection pill: the watcher's status, and, while it retries because the token request
+ * failed, that reason (`data-problem="token"`), so a broken token endpoint is never a silent hang.
+ */
+function showConnection(pill, status = pill.dataset.status) {
   const labels = { connecting: "connecting…", live: "live", reconnecting: "reconnecting…", closed: "closed" };
+  if (status === "live" || status === "closed") delete pill.dataset.problem;
+  const tokenFailed = pill.dataset.problem === "token";
   pill.dataset.status = status;
-  pill.textContent = labels[status] ?? status;
+  setText(pill, tokenFailed ? "no stream token, retrying…" : (labels[status] ?? status));
+  setAttr(
+    pill,
+    "title",
+    tokenFailed ? "The page could not get a stream token (POST /api/stream-token); trying again" : undefined,
+  );
+}
+
+/** A watcher's error, on its pill: the next status says the rest. */
+function showProblem(pill, error) {
+  if (error.code === "url_failed" && error.cause instanceof TokenRequestFailed) pill.dataset.problem = "token";
+  else delete pill.dataset.problem;
+  showConnection(pill);
 }
 
 /** Tells screen readers one thing that matters (a run finished) through the page's one live region. */
@@ -295,7 +351,7 @@ function select(id, { byUser = false } = {}) {
 function openRunWatcher(id) {
   const shown = () => selected?.id === id;
   return watchRun(
-    `/api/runs/${encodeURIComponent(id)}/stream`,
+    withToken(`/api/runs/${encodeURIComponent(id)}/stream`),
     {
       onState: (state) => shown() && renderDetail(state),
       onEvent: (event, info) => shown() && appendEvent(event, info.id),
@@ -313,8 +369,12 @@ function openRunWatcher(id) {
         ),
       onStatus: (status) => shown() && showConnection($("detail-connection"), status),
       onError: (error) => {
-        if (error.code === "stream_refused") shown() && showGone();
-        else console.warn("runcast:", error.message);
+        if (!shown()) return;
+        if (error.code === "stream_refused") showRefused(error.status);
+        else {
+          showProblem($("detail-connection"), error);
+          console.warn("runcast:", error.message);
+        }
       },
     },
     { from: "start" },
@@ -384,11 +444,25 @@ function appendLine(line) {
   if (atBottom) log.scrollTop = log.scrollHeight;
 }
 
-function showGone() {
+const GONE = "The server no longer knows this run (it restarted, or forgot old runs).";
+
+function showGone(text = GONE) {
   selected?.watcher?.close();
   const notice = $("detail-notice");
-  notice.textContent = "The server no longer knows this run (it restarted, or forgot old runs).";
+  notice.textContent = text;
   notice.hidden = false;
+}
+
+/**
+ * The server refused the run's stream. Under the token's tags a run that does not exist is
+ * refused (403) like another team's, so that one answer covers both.
+ */
+function showRefused(status) {
+  const refusals = {
+    401: "The server refused the stream token.",
+    403: "Not yours to see: the run is another team's, or the server no longer knows this run (it restarted).",
+  };
+  showGone(refusals[status] ?? GONE);
 }
 
 function clock(iso) {
