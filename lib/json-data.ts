@@ -90,9 +90,12 @@ class Walk {
     for (const key of Object.keys(object)) {
       this.path.push(key);
       const item = this.visit(object[key], key);
-      // JSON leaves out a property whose value is undefined; `__proto__` stays an own key, as JSON.parse makes it.
+      // JSON leaves out a property whose value is undefined; `__proto__` stays an own key, as
+      // JSON.parse makes it (assigning it would set the copy's prototype instead).
       if (out !== undefined && item !== undefined) {
-        Object.defineProperty(out, key, { value: item, enumerable: true, writable: true, configurable: true });
+        if (key === "__proto__") {
+          Object.defineProperty(out, key, { value: item, enumerable: true, writable: true, configurable: true });
+        } else out[key] = item;
       }
       this.path.pop();
     }
