@@ -4,6 +4,7 @@
  * sign an HS256 JWT with the shared secret can mint one: the claims are `tags` and `runs` at
  * the top level of the payload, beside the standard `exp`, `iat` and `nbf`.
  */
+import { randomUUID } from "node:crypto";
 import { errors, jwtVerify, SignJWT } from "jose";
 import { RuncastError } from "./errors";
 import { isValidRunId, isValidTag } from "./schema";
@@ -58,7 +59,7 @@ function listClaim(name: string, value: unknown, valid: (entry: string) => boole
 
 /**
  * Mints a stream token: a JWT signed with HS256 whose payload holds the scope (`tags`,
- * `runs`) and `iat`/`exp`. Hand it to a page, which opens `…/stream?token=<token>`.
+ * `runs`), `iat`/`exp` and a random `jti`. Hand it to a page, which opens `…/stream?token=<token>`.
  *
  * @param secret - The router's `tokens.secret` (at least 32 bytes).
  * @param claims - The scope and lifetime; see {@link StreamTokenClaims}.
@@ -86,6 +87,9 @@ export async function createStreamToken(secret: string | Uint8Array, claims: Str
       .setProtectedHeader({ alg: ALGORITHM, typ: "JWT" })
       .setIssuedAt(now)
       .setExpirationTime(exp)
+      // Each token its own: two minted in the same second for the same scope still differ,
+      // so logs and deny lists can tell them apart.
+      .setJti(randomUUID())
       .sign(key);
   } catch (error) {
     throw new RuncastError("invalid_option", `expiresIn ${JSON.stringify(expiresIn)} is not a duration`, {

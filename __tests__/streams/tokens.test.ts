@@ -43,17 +43,26 @@ describe("stream tokens", () => {
     expect(() => sseRouter(source, { tokens: { secret: "é".repeat(16) } })).not.toThrow();
   });
 
-  it("createStreamToken makes a standard HS256 JWT: tags and runs top level beside iat and exp", async () => {
+  it("createStreamToken makes a standard HS256 JWT: tags and runs top level beside iat, exp and a unique jti", async () => {
     const token = await createStreamToken(SECRET, { tags: ["team:web"], runs: ["r1"], expiresIn: "15m" });
     const [header, payload] = token
       .split(".")
       .slice(0, 2)
       .map((part) => JSON.parse(Buffer.from(part, "base64url").toString()));
     expect(header).toEqual({ alg: "HS256", typ: "JWT" });
-    expect(payload).toEqual({ tags: ["team:web"], runs: ["r1"], iat: expect.any(Number), exp: payload.iat + 900 });
+    expect(payload).toEqual({
+      tags: ["team:web"],
+      runs: ["r1"],
+      iat: expect.any(Number),
+      exp: payload.iat + 900,
+      jti: expect.stringMatching(/^[0-9a-f-]{36}$/),
+    });
     const seconds = await createStreamToken(SECRET, { expiresIn: 60 });
+    const again = await createStreamToken(SECRET, { expiresIn: 60 });
     const claims = JSON.parse(Buffer.from(seconds.split(".")[1] as string, "base64url").toString());
     expect(claims.exp - claims.iat).toBe(60);
+    // Minted in the same second for the same scope, still two tokens.
+    expect(again).not.toBe(seconds);
     expect(claims).not.toHaveProperty("tags");
     const refused = [
       () => createStreamToken("short", { expiresIn: 60 }),
