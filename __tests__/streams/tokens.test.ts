@@ -271,7 +271,12 @@ describe("the example app's token endpoint", () => {
       expect(minted.headers["cache-control"]).toBe("no-store");
       expect(minted.headers["content-type"]).toMatch(/^application\/json/);
       const claims = JSON.parse(Buffer.from(minted.body.token.split(".")[1], "base64url").toString());
-      expect(claims).toEqual({ tags: TEAMS, iat: expect.any(Number), exp: expect.any(Number) });
+      expect(claims).toEqual({
+        tags: TEAMS,
+        iat: expect.any(Number),
+        exp: expect.any(Number),
+        jti: expect.any(String),
+      });
       expect(claims.exp - claims.iat).toBe(90);
       // Handed out by POST only: a link, a prefetch or an <img> cannot fetch one.
       await request(base).get("/api/stream-token").expect(404);
