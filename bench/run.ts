@@ -591,7 +591,7 @@ async function main(): Promise<void> {
     storm.length === 0
       ? ""
       : `\nReconnect storm (RedisRunSource, ${s.storm.runs} busy runs, every client back at once with Last-Event-ID):\n\n${stormTable(storm)}\n` +
-        `\nRedis per resume with the history doubled, and with the missed events doubled:\n\n${stormDoubling(storm)}\n` +
+        `\nRedis per resume with the history doubled, and with the missed events doubled (resume cache off):\n\n${stormDoubling(storm)}\n` +
         `\nRedis work of the serving process during the storm, per command or script:\n\n${stormCommands(storm)}\n`;
   const pending = notRun.map((x) => `\nNOT RUN ${x.phase}: ${x.reason}\n`).join("");
   const failed = stormFailures

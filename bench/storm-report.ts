@@ -52,7 +52,8 @@ export function stormCommands(trials: readonly StormTrial[]): string {
 /**
  * Per client count: Redis time per resume against the storm with half the history (same
  * events missed) and against the storm with half the events missed (same history). Resume
- * work that follows what was missed, and only that, shows 1.00x and 2.00x.
+ * work that follows what was missed, and only that, shows 1.00x and 2.00x. Only storms whose
+ * resumes read Redis (resume cache off): with it on, they read nothing.
  */
 export function stormDoubling(trials: readonly StormTrial[]): string {
   const lines = [
@@ -61,6 +62,7 @@ export function stormDoubling(trials: readonly StormTrial[]): string {
   ];
   const ratio = (a: number, b: number | undefined): string => (b === undefined ? "" : `${(a / b).toFixed(2)}x`);
   for (const t of trials) {
+    if (t.resumeCache) continue;
     const same = (x: StormTrial): boolean =>
       x.clients === t.clients && x.rep === t.rep && x.resumeCache === t.resumeCache;
     const halfHistory = trials.find((x) => same(x) && x.missed === t.missed && x.history * 2 === t.history);
