@@ -1,8 +1,7 @@
-import type { BrowserContext, Page } from "playwright-core";
-import type { ExampleOptions } from "../../examples/app";
+import type { Page } from "playwright-core";
 import type { MemoryRunSource } from "../../lib/index";
 import { eventually } from "../helpers/server";
-import { isStreamRequest, launchBrowser, type RunningExample, type SeenRequest, serveExample } from "./harness";
+import { dashboardSuite, isStreamRequest, type RunningExample, type SeenRequest } from "./harness";
 
 jest.setTimeout(60_000);
 
@@ -12,47 +11,12 @@ jest.setTimeout(60_000);
  * refuses streams without one, scopes them to the session's teams, and ends them when the
  * token expires.
  */
-let browser: Awaited<ReturnType<typeof launchBrowser>>;
-let context: BrowserContext;
+const suite = dashboardSuite();
+const { start, until, pill } = suite;
 let page: Page;
-let running: RunningExample[] = [];
-let pageErrors: Error[] = [];
-
-beforeAll(async () => {
-  browser = await launchBrowser();
-  context = browser.context;
+beforeEach(() => {
+  page = suite.page;
 });
-afterAll(async () => {
-  await browser?.close();
-});
-beforeEach(async () => {
-  page = await context.newPage();
-  pageErrors = [];
-  page.on("pageerror", (error) => pageErrors.push(error));
-});
-afterEach(async () => {
-  await page.close();
-  expect(pageErrors).toEqual([]);
-  await Promise.all(running.map((r) => r.close()));
-  running = [];
-});
-
-async function start(options: ExampleOptions = {}): Promise<RunningExample> {
-  const r = await serveExample(options);
-  running.push(r);
-  return r;
-}
-
-async function until<T>(what: string, predicate: (arg: T) => boolean, arg: T, timeout = 15_000): Promise<void> {
-  try {
-    await page.waitForFunction(predicate as (arg: unknown) => boolean, arg as unknown, { timeout, polling: 20 });
-  } catch (error) {
-    throw new Error(`timed out waiting for ${what}: ${(error as Error).message.split("\n")[0]}`);
-  }
-}
-
-const pill = (id: string, status: string) =>
-  until(`#${id} to be ${status}`, ([i, s]) => document.getElementById(i)?.dataset.status === s, [id, status] as const);
 
 function createRun(source: MemoryRunSource, id: string, team: string): void {
   source.createRun({ id, name: `Deploy ${id}`, tags: [team], total_units: 3, created_at: `2026-03-02T09:00:00Z` });

@@ -1,7 +1,7 @@
-import type { BrowserContext, Page } from "playwright-core";
+import type { Page } from "playwright-core";
 import { TEAMS } from "../../examples/orchestrator";
 import type { MemoryRunSource } from "../../lib/index";
-import { launchBrowser, type RunningExample, serveExample } from "./harness";
+import { dashboardSuite } from "./harness";
 
 jest.setTimeout(90_000);
 
@@ -9,44 +9,12 @@ jest.setTimeout(90_000);
  * The example dashboard as people use it: pressing runs while the list updates, on a phone,
  * by keyboard and with a screen reader, and across a server restart.
  */
-let browser: Awaited<ReturnType<typeof launchBrowser>>;
-let context: BrowserContext;
+const suite = dashboardSuite();
+const { start, until } = suite;
 let page: Page;
-let running: RunningExample[] = [];
-let pageErrors: Error[] = [];
-
-beforeAll(async () => {
-  browser = await launchBrowser();
-  context = browser.context;
+beforeEach(() => {
+  page = suite.page;
 });
-afterAll(async () => {
-  await browser?.close();
-});
-beforeEach(async () => {
-  page = await context.newPage();
-  pageErrors = [];
-  page.on("pageerror", (error) => pageErrors.push(error));
-});
-afterEach(async () => {
-  await page.close();
-  expect(pageErrors).toEqual([]);
-  await Promise.all(running.map((r) => r.close()));
-  running = [];
-});
-
-async function start(port?: number): Promise<RunningExample> {
-  const r = await serveExample({}, port);
-  running.push(r);
-  return r;
-}
-
-async function until<T>(what: string, predicate: (arg: T) => boolean, arg: T, timeout = 15_000): Promise<void> {
-  try {
-    await page.waitForFunction(predicate as (arg: unknown) => boolean, arg as unknown, { timeout, polling: 20 });
-  } catch (error) {
-    throw new Error(`timed out waiting for ${what}: ${(error as Error).message.split("\n")[0]}`);
-  }
-}
 
 const listed = (count: number) =>
   until(`${count} runs listed`, (n) => document.querySelectorAll("li.run").length === n, count);
@@ -296,10 +264,9 @@ describe("the example dashboard, in use", () => {
     old.completeRun("run-02", { status: "failed", completed_units: 2 });
     await until("two finished runs counted", () => document.getElementById("count-failed")?.textContent === "1", null);
 
-    await first.close();
-    running = running.filter((r) => r !== first);
+    await suite.stop(first);
     await until("reconnecting", () => document.getElementById("connection")?.dataset.status === "reconnecting", null);
-    const second = await start(first.port);
+    const second = await start({}, first.port);
     const source = second.example.source;
     const web = ["team:web"];
     source.createRun({

@@ -1,55 +1,18 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import type { BrowserContext, Page } from "playwright-core";
+import type { Page } from "playwright-core";
 import { TEAMS } from "../../examples/orchestrator";
 import type { MemoryRunSource } from "../../lib/index";
-import { launchBrowser, type RunningExample, serveExample } from "./harness";
+import { dashboardSuite } from "./harness";
 
 jest.setTimeout(60_000);
 
-let browser: Awaited<ReturnType<typeof launchBrowser>>;
-let context: BrowserContext;
+const suite = dashboardSuite();
+const { start, until, pill } = suite;
 let page: Page;
-let running: RunningExample[] = [];
-/** Uncaught errors of the page: any fails the test. */
-let pageErrors: Error[] = [];
-
-beforeAll(async () => {
-  browser = await launchBrowser();
-  context = browser.context;
+beforeEach(() => {
+  page = suite.page;
 });
-afterAll(async () => {
-  await browser?.close();
-});
-beforeEach(async () => {
-  page = await context.newPage();
-  pageErrors = [];
-  page.on("pageerror", (error) => pageErrors.push(error));
-});
-afterEach(async () => {
-  await page.close();
-  expect(pageErrors).toEqual([]);
-  await Promise.all(running.map((r) => r.close()));
-  running = [];
-});
-
-async function start(port?: number): Promise<RunningExample> {
-  const r = await serveExample({}, port);
-  running.push(r);
-  return r;
-}
-
-/** Waits until `predicate(arg)` holds in the page (polling the DOM), or fails naming `what`. */
-async function until<T>(what: string, predicate: (arg: T) => boolean, arg: T, timeout = 15_000): Promise<void> {
-  try {
-    await page.waitForFunction(predicate as (arg: unknown) => boolean, arg as unknown, { timeout, polling: 20 });
-  } catch (error) {
-    throw new Error(`timed out waiting for ${what}: ${(error as Error).message.split("\n")[0]}`);
-  }
-}
-
-const pill = (id: string, status: string) =>
-  until(`#${id} to be ${status}`, ([i, s]) => document.getElementById(i)?.dataset.status === s, [id, status] as const);
 
 const logLines = (count: number) =>
   until(
@@ -264,10 +227,9 @@ describe("the example dashboard in Chromium", () => {
     await pill("detail-connection", "live");
     await until("both runs listed", () => document.querySelectorAll("li.run").length === 2, null);
 
-    await first.close();
-    running = running.filter((r) => r !== first);
+    await suite.stop(first);
     await pill("connection", "reconnecting");
-    const second = await start(first.port);
+    const second = await start({}, first.port);
     createRun(second.example.source, "run-09", "Deploy #9");
 
     await until(

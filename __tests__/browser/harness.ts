@@ -4,7 +4,7 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import express from "express";
-import { type BrowserContext, chromium } from "playwright-core";
+import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { CLIENT_BUNDLE, createExample, type Example, type ExampleOptions } from "../../examples/app";
 
 export const CHROMIUM = "/usr/bin/chromium";
@@ -134,4 +134,79 @@ export async function serveExample(options: ExampleOptions = {}, port = 0): Prom
     },
   };
   return running;
+}
+
+/** What {@link dashboardSuite} gives a test file. */
+export interface DashboardSuite {
+  /** This test's page. */
+  readonly page: Page;
+  /** Starts the example app (see {@link serveExample}); it is closed after the test. */
+  start(options?: ExampleOptions, port?: number): Promise<RunningExample>;
+  /** Closes one the test started, before the test ends (a server restart). */
+  stop(running: RunningExample): Promise<void>;
+  /** Waits until `predicate(arg)` holds in the page (polling the DOM), or fails naming `what`. */
+  until<T>(what: string, predicate: (arg: T) => boolean, arg: T, timeout?: number): Promise<void>;
+  /** Waits until the connection pill with id `id` shows `status`. */
+  pill(id: string, status: string): Promise<void>;
+}
+
+/**
+ * The hooks every dashboard test file shares, registered where it is called: one Chromium for
+ * the file, a fresh page for each test (an uncaught error of the page fails the test), and the
+ * example apps a test started closed after it.
+ */
+export function dashboardSuite(): DashboardSuite {
+  let browser: Awaited<ReturnType<typeof launchBrowser>> | undefined;
+  let page: Page | undefined;
+  let running: RunningExample[] = [];
+  let pageErrors: Error[] = [];
+  beforeAll(async () => {
+    browser = await launchBrowser();
+  });
+  afterAll(async () => {
+    await browser?.close();
+  });
+  beforeEach(async () => {
+    page = await (browser as { context: BrowserContext }).context.newPage();
+    pageErrors = [];
+    page.on("pageerror", (error) => pageErrors.push(error));
+  });
+  afterEach(async () => {
+    await page?.close();
+    expect(pageErrors).toEqual([]);
+    await Promise.all(running.map((r) => r.close()));
+    running = [];
+  });
+  const current = (): Page => {
+    if (page === undefined) throw new Error("no page outside a test");
+    return page;
+  };
+  // Closures, not methods: test files destructure them.
+  const until = async <T>(what: string, predicate: (arg: T) => boolean, arg: T, timeout = 15_000): Promise<void> => {
+    try {
+      await current().waitForFunction(predicate as (arg: unknown) => boolean, arg as unknown, { timeout, polling: 20 });
+    } catch (error) {
+      throw new Error(`timed out waiting for ${what}: ${(error as Error).message.split("\n")[0]}`);
+    }
+  };
+  return {
+    get page(): Page {
+      return current();
+    },
+    start: async (options: ExampleOptions = {}, port?: number): Promise<RunningExample> => {
+      const r = await serveExample(options, port);
+      running.push(r);
+      return r;
+    },
+    stop: async (r: RunningExample): Promise<void> => {
+      running = running.filter((other) => other !== r);
+      await r.close();
+    },
+    until,
+    pill: (id: string, status: string): Promise<void> =>
+      until(`#${id} to be ${status}`, ([i, s]) => document.getElementById(i)?.dataset.status === s, [
+        id,
+        status,
+      ] as const),
+  };
 }

@@ -1,6 +1,6 @@
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import express from "express";
+import express, { type NextFunction, type Request, type Response } from "express";
 import { type RunEventSource, type SseRouter, type SseRouterOptions, sseRouter } from "../../lib/index";
 
 /** A real listening Express server with runcast mounted. */
@@ -63,4 +63,19 @@ export function within<T>(work: Promise<T>, what: string, timeoutMs = 5000): Pro
     timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);
   });
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Middleware that makes `res.end` throw `failure` for requests with a `broken` query parameter,
+ * as a buggy middleware's wrapper of `res.end` would.
+ */
+export function breakResEnd(failure: Error): (req: Request, res: Response, next: NextFunction) => void {
+  return (req, res, next) => {
+    if (req.query.broken !== undefined) {
+      res.end = (() => {
+        throw failure;
+      }) as unknown as Response["end"];
+    }
+    next();
+  };
 }

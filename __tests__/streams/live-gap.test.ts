@@ -1,7 +1,6 @@
-import type { NextFunction, Request, Response } from "express";
 import { type ErrorContext, type LiveGap, MemoryRunSource } from "../../lib/index";
 import type { Envelope } from "../../lib/schema";
-import { serve, type TestServer } from "../helpers/server";
+import { breakResEnd, serve, type TestServer } from "../helpers/server";
 import { SseStream } from "../helpers/sse";
 
 /** MemoryRunSource, plus a way to say live delivery lost continuity, as a networked source would. */
@@ -93,15 +92,7 @@ describe("a source's live gap", () => {
     const own = await serve(
       source,
       { onError: (error, context) => errors.push([error instanceof Error ? error.message : String(error), context]) },
-      (app) =>
-        app.use((req: Request, res: Response, next: NextFunction) => {
-          if (req.query.broken !== undefined) {
-            res.end = (() => {
-              throw failure;
-            }) as unknown as Response["end"];
-          }
-          next();
-        }),
+      (app) => app.use(breakResEnd(failure)),
     );
     try {
       const opened = await Promise.all(

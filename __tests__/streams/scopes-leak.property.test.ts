@@ -126,6 +126,46 @@ function received(stream: SseStream): Expected[] {
   return stream.frames.map((f) => ({ event: f.event, id: f.id, data: f.json }));
 }
 
+/** One generated scenario. */
+type Scenario = typeof scenarioArb extends fc.Arbitrary<infer S> ? S : never;
+
+/** A scenario past a short history (the first client resumes after it was trimmed), with the router's memory on or off. */
+function pastShortHistory(resumeCache: boolean): Scenario {
+  return {
+    historySize: 3,
+    resumeCache,
+    runTags: [["tg:p"], ["tg:q"], [], ["tg:p", "tg:r"], [], []],
+    early: [0],
+    clients: [
+      { token: { tags: ["tg:p"] }, authorize: undefined, filter: undefined },
+      { token: undefined, authorize: { runs: ["rb1", "rd3"] }, filter: { tags: ["tg:r"] } },
+      { token: { tags: ["tg:p"] }, authorize: undefined, filter: undefined, run: 3 },
+    ],
+    commands: [
+      { kind: "create", run: 1 },
+      { kind: "connect", client: 0 },
+      { kind: "connect", client: 1 },
+      { kind: "event", run: 0 },
+      { kind: "create", run: 3 },
+      { kind: "connect", client: 2 },
+      { kind: "drop", client: 0 },
+      { kind: "event", run: 1 },
+      { kind: "event", run: 3 },
+      { kind: "drop", client: 2 },
+      { kind: "event", run: 1 },
+      { kind: "event", run: 1 },
+      { kind: "connect", client: 0 },
+      { kind: "drop", client: 1 },
+      { kind: "event", run: 3 },
+      { kind: "connect", client: 1 },
+      { kind: "update", run: 0 },
+      { kind: "event", run: 3 },
+      { kind: "connect", client: 2 },
+      { kind: "complete", run: 3 },
+    ],
+  };
+}
+
 describe("scoped streams never leak (property-based)", () => {
   it("every client gets exactly its view's frames, in order, once, through snapshots, replays and resyncs", async () => {
     const paths = { snapshot: 0, replay: 0, heldReplay: 0, resync: 0, runSnapshot: 0, runReplay: 0 };
@@ -315,77 +355,9 @@ describe("scoped streams never leak (property-based)", () => {
         // Run first, so every way a stream starts is reached whatever the seed: a resume
         // past a short history (resync), one within it (replay), and fresh snapshots.
         examples: [
-          [
-            {
-              historySize: 3,
-              resumeCache: false,
-              runTags: [["tg:p"], ["tg:q"], [], ["tg:p", "tg:r"], [], []],
-              early: [0],
-              clients: [
-                { token: { tags: ["tg:p"] }, authorize: undefined, filter: undefined },
-                { token: undefined, authorize: { runs: ["rb1", "rd3"] }, filter: { tags: ["tg:r"] } },
-                { token: { tags: ["tg:p"] }, authorize: undefined, filter: undefined, run: 3 },
-              ],
-              commands: [
-                { kind: "create", run: 1 },
-                { kind: "connect", client: 0 },
-                { kind: "connect", client: 1 },
-                { kind: "event", run: 0 },
-                { kind: "create", run: 3 },
-                { kind: "connect", client: 2 },
-                { kind: "drop", client: 0 },
-                { kind: "event", run: 1 },
-                { kind: "event", run: 3 },
-                { kind: "drop", client: 2 },
-                { kind: "event", run: 1 },
-                { kind: "event", run: 1 },
-                { kind: "connect", client: 0 },
-                { kind: "drop", client: 1 },
-                { kind: "event", run: 3 },
-                { kind: "connect", client: 1 },
-                { kind: "update", run: 0 },
-                { kind: "event", run: 3 },
-                { kind: "connect", client: 2 },
-                { kind: "complete", run: 3 },
-              ],
-            },
-          ],
-          [
-            {
-              // The same past a short history, with the router's memory on: served exactly.
-              historySize: 3,
-              resumeCache: true,
-              runTags: [["tg:p"], ["tg:q"], [], ["tg:p", "tg:r"], [], []],
-              early: [0],
-              clients: [
-                { token: { tags: ["tg:p"] }, authorize: undefined, filter: undefined },
-                { token: undefined, authorize: { runs: ["rb1", "rd3"] }, filter: { tags: ["tg:r"] } },
-                { token: { tags: ["tg:p"] }, authorize: undefined, filter: undefined, run: 3 },
-              ],
-              commands: [
-                { kind: "create", run: 1 },
-                { kind: "connect", client: 0 },
-                { kind: "connect", client: 1 },
-                { kind: "event", run: 0 },
-                { kind: "create", run: 3 },
-                { kind: "connect", client: 2 },
-                { kind: "drop", client: 0 },
-                { kind: "event", run: 1 },
-                { kind: "event", run: 3 },
-                { kind: "drop", client: 2 },
-                { kind: "event", run: 1 },
-                { kind: "event", run: 1 },
-                { kind: "connect", client: 0 },
-                { kind: "drop", client: 1 },
-                { kind: "event", run: 3 },
-                { kind: "connect", client: 1 },
-                { kind: "update", run: 0 },
-                { kind: "event", run: 3 },
-                { kind: "connect", client: 2 },
-                { kind: "complete", run: 3 },
-              ],
-            },
-          ],
+          [pastShortHistory(false)],
+          // The same with the router's memory on: served exactly.
+          [pastShortHistory(true)],
           [
             {
               // A resume longer than the first page: the pages read after it are filtered too.

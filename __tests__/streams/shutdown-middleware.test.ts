@@ -1,8 +1,7 @@
-import type { NextFunction, Request, Response } from "express";
 import session from "express-session";
 import { MemoryRunSource, type RunEventSource } from "../../lib/index";
 import type { ErrorContext } from "../../lib/options";
-import { serve, type TestServer, within } from "../helpers/server";
+import { breakResEnd, serve, type TestServer, within } from "../helpers/server";
 import { SseStream } from "../helpers/sse";
 
 /**
@@ -56,16 +55,7 @@ describe("close() behind middleware that wraps res.end", () => {
     t = await serve(
       source,
       { heartbeatMs: 60_000, onError: (error, context) => errors.push({ error, context }) },
-      (app) =>
-        app.use((req: Request, res: Response, next: NextFunction) => {
-          if (req.query.broken !== undefined) {
-            // A wrapper of res.end that throws, as a buggy middleware's would.
-            res.end = (() => {
-              throw failure;
-            }) as unknown as Response["end"];
-          }
-          next();
-        }),
+      (app) => app.use(breakResEnd(failure)),
     );
     const streams = await openStreams();
     await within(t.router.close(), "router.close()");
