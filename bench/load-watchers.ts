@@ -7,7 +7,15 @@
 import { type ClientRequest, request } from "node:http";
 import { createParser, type EventSourceMessage } from "eventsource-parser";
 import { compareEnvelopeIds } from "../lib/source";
-import { type FailoverReply, type LoadReplies, type LoadRequest, type WatcherTally, wallClock } from "./protocol";
+import {
+  type DeliveryStamps,
+  type FailoverReply,
+  type LatencySplit,
+  type LoadReplies,
+  type LoadRequest,
+  type WatcherTally,
+  wallClock,
+} from "./protocol";
 
 const SEQ = '"seq":';
 const SENT = '"sent":';
@@ -27,7 +35,10 @@ function numberAfter(data: string, marker: string): number {
   return Number(data.slice(at + marker.length, end));
 }
 
-/** Delivery latencies of the watchers that record them: receive time and latency, in ms, side by side. */
+/**
+ * Delivery latencies of the watchers that record them, three numbers each: receive time,
+ * latency (ms), and the event's send time (which names the event in the server's stamps).
+ */
 const latencies: number[] = [];
 
 /** The `seq` of an event's JSON, found without parsing the rest. */
@@ -178,7 +189,7 @@ class Watcher {
       if (this.recordsLatency || !Number.isNaN(this.reconnectAskedAt)) {
         const now = wallClock();
         const sent = numberAfter(message.data, SENT);
-        if (this.recordsLatency) latencies.push(now, now - sent);
+        if (this.recordsLatency) latencies.push(now, now - sent, sent);
         // Recorded after it asked to come back: its replay is behind it, it is on the live flow.
         if (Number.isNaN(this.liveAgainAt) && sent >= this.reconnectAskedAt) this.liveAgainAt = now;
       }
@@ -330,6 +341,50 @@ function failover(): FailoverReply {
   };
 }
 
+/** Each delivery's latency split at the server's stamps of its event (see {@link LatencySplit}). */
+function splitLatency(received: readonly { at: number; sent: number }[], stamps: DeliveryStamps): LatencySplit {
+  const byEvent = new Map<number, { gotAt: number; handedAt: number }>();
+  for (let i = 0; i < stamps.length; i += 3) {
+    byEvent.set(stamps[i] as number, { gotAt: stamps[i + 1] as number, handedAt: stamps[i + 2] as number });
+  }
+  const parts: { total: number; toRouter: number; inRouter: number; toClient: number }[] = [];
+  for (const { at, sent } of received) {
+    const stamp = byEvent.get(sent);
+    if (stamp === undefined) continue;
+    parts.push({
+      total: at - sent,
+      toRouter: stamp.gotAt - sent,
+      inRouter: stamp.handedAt - stamp.gotAt,
+      toClient: at - stamp.handedAt,
+    });
+  }
+  const of = (part: "toRouter" | "inRouter" | "toClient"): { p50: number; p99: number } => {
+    const sorted = parts.map((x) => x[part]).sort((a, b) => a - b);
+    return { p50: percentile(sorted, 50), p99: percentile(sorted, 99) };
+  };
+  const p99 = percentile(
+    parts.map((x) => x.total).sort((a, b) => a - b),
+    99,
+  );
+  const tail = parts.filter((x) => x.total >= p99);
+  const mean = (part: "total" | "toRouter" | "inRouter" | "toClient"): number =>
+    tail.length === 0 ? Number.NaN : tail.reduce((sum, x) => sum + x[part], 0) / tail.length;
+  return {
+    matched: parts.length,
+    unmatched: received.length - parts.length,
+    toRouter: of("toRouter"),
+    inRouter: of("inRouter"),
+    toClient: of("toClient"),
+    tail: {
+      deliveries: tail.length,
+      total: mean("total"),
+      toRouter: mean("toRouter"),
+      inRouter: mean("inRouter"),
+      toClient: mean("toClient"),
+    },
+  };
+}
+
 /** The storm and deploy phases' requests to the load process. */
 export const watcherHandlers: {
   [K in "watch" | "watch-wait" | "watch-drop" | "watch-clear" | "watch-latency" | "watch-failover"]: (
@@ -353,14 +408,19 @@ export const watcherHandlers: {
     latencies.length = 0;
     return {};
   },
-  "watch-latency": async ({ from, to }) => {
+  "watch-latency": async ({ from, to, stamps }) => {
     const window: number[] = [];
-    for (let i = 0; i < latencies.length; i += 2) {
+    const received: { at: number; sent: number }[] = [];
+    for (let i = 0; i < latencies.length; i += 3) {
       const at = latencies[i] as number;
-      if (at >= from && at <= to) window.push(latencies[i + 1] as number);
+      if (at >= from && at <= to) {
+        window.push(latencies[i + 1] as number);
+        received.push({ at, sent: latencies[i + 2] as number });
+      }
     }
     window.sort((a, b) => a - b);
-    return { p50: percentile(window, 50), p99: percentile(window, 99), samples: window.length };
+    const figures = { p50: percentile(window, 50), p99: percentile(window, 99), samples: window.length };
+    return stamps === undefined ? figures : { ...figures, split: splitLatency(received, stamps) };
   },
   "watch-failover": async () => failover(),
 };

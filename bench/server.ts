@@ -5,6 +5,7 @@
  */
 import type { ServerResponse } from "node:http";
 import { answerRequests } from "./children";
+import { sampleProcess } from "./process-sample";
 import {
   benchEvent,
   type ListeningMessage,
@@ -156,6 +157,15 @@ async function main(): Promise<void> {
       return { closedAt: wallClock() };
     },
     arrivals: async ({ since }) => ({ times: arrivals.filter((t) => t >= since) }),
+    sample: async ({ loopDelay }) => sampleProcess(loopDelay),
+    stamps: async ({ since }) => {
+      const all = fanout.stamps ?? [];
+      const stamps: number[] = [];
+      for (let i = 0; i < all.length; i += 3) {
+        if ((all[i] as number) >= since) stamps.push(all[i] as number, all[i + 1] as number, all[i + 2] as number);
+      }
+      return { stamps };
+    },
   };
 
   answerRequests<ServerRequest>(handlers);

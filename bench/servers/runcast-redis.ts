@@ -1,7 +1,7 @@
 import { Redis } from "ioredis";
 import { sseRouter } from "../../lib/index";
 import { RedisRunSource, type RedisRunSourceOptions } from "../../lib/redis";
-import { type BenchEvent, RUN_ID } from "../protocol";
+import { type BenchEvent, type DeliveryStamps, RUN_ID, wallClock } from "../protocol";
 import { expressServer } from "./shared";
 import type { Fanout } from "./types";
 
@@ -20,6 +20,23 @@ export interface RedisBenchOptions {
   source?: Record<string, number>;
   /** Router options (such as `resumeCacheBytes`), passed through as they are. */
   router?: Record<string, number>;
+  /** Record when each event reaches the router and when the router is done with it (see `DeliveryStamps`). */
+  stamps?: boolean;
+}
+
+/**
+ * Wraps the source's `subscribe` so that each event handed to the router is stamped on its
+ * way in and out. Nothing of what the router sends changes: the stamps stay in this process.
+ */
+function stampDeliveries(source: RedisRunSource, stamps: DeliveryStamps): void {
+  const subscribe = source.subscribe.bind(source);
+  source.subscribe = (listener, onGap) =>
+    subscribe((envelope) => {
+      const gotAt = wallClock();
+      listener(envelope);
+      const sent = envelope.type === "event" ? envelope.data.sent : undefined;
+      if (typeof sent === "number") stamps.push(sent, gotAt, wallClock());
+    }, onGap);
 }
 
 /**
@@ -50,6 +67,9 @@ export async function createFanout(prefix: string, role: RedisRole, options: Red
   if (role === "writer" && options.run !== false) {
     await source.createRun({ id: RUN_ID, status: "running", total_units: 1000 });
   }
+  const stamps: DeliveryStamps = [];
+  // Before the router subscribes, which it does as it is made.
+  if (options.stamps === true) stampDeliveries(source, stamps);
   const router = sseRouter(source, options.router);
   let pending = 0;
   const settled = (): void => {
@@ -74,6 +94,7 @@ export async function createFanout(prefix: string, role: RedisRole, options: Red
     close: (drainMs) => router.close({ drainMs }),
     clients: () => router.clientCount(),
     cutOffs: () => router.stats().slowClientsCutOff,
+    ...(options.stamps === true ? { stamps } : {}),
     runs: {
       async createRun(runId) {
         writerOnly();
