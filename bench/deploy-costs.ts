@@ -123,13 +123,13 @@ export function latencyOf(r: LoadReplies["watch-latency"]): LoadReplies["watch-l
     split: {
       ...s,
       toRouter: revivePart(s.toRouter),
-      inRouter: revivePart(s.inRouter),
+      inServer: revivePart(s.inServer),
       toClient: revivePart(s.toClient),
       tail: {
         deliveries: s.tail.deliveries,
         total: num(s.tail.total),
         toRouter: num(s.tail.toRouter),
-        inRouter: num(s.tail.inRouter),
+        inServer: num(s.tail.inServer),
         toClient: num(s.tail.toClient),
       },
     },
@@ -160,7 +160,7 @@ const loop = (x: LoopDelay | undefined): string =>
  */
 export function deployCostTables(trials: readonly CostedTrial[]): { latency: string; cpu: string } {
   const latency = [
-    "| clients | drainMs | retry | window | own p50 / p99 | to the router p50 / p99 | in the router p50 / p99 | to the client p50 / p99 | slowest 1%: mean total = to the router + in + to the client | survivor loop delay p50 / p99 / max | own load loop delay p50 / p99 / max |",
+    "| clients | drainMs | retry | window | own p50 / p99 | to the router p50 / p99 | in the survivor p50 / p99 | to the client p50 / p99 | slowest 1%: mean total = to the router + in the survivor + to the client | survivor loop delay p50 / p99 / max | own load loop delay p50 / p99 / max |",
     "|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|",
   ];
   const cpu = [
@@ -177,9 +177,9 @@ export function deployCostTables(trials: readonly CostedTrial[]): { latency: str
       const tail =
         s === undefined
           ? "-"
-          : `${ms(s.tail.total)} = ${ms(s.tail.toRouter)} + ${ms(s.tail.inRouter)} + ${ms(s.tail.toClient)} ms`;
+          : `${ms(s.tail.total)} = ${ms(s.tail.toRouter)} + ${ms(s.tail.inServer)} + ${ms(s.tail.toClient)} ms`;
       latency.push(
-        `${head} ${ms(figures.p50)} / ${ms(figures.p99)} ms | ${part(s?.toRouter)} ms | ${part(s?.inRouter)} ms | ` +
+        `${head} ${ms(figures.p50)} / ${ms(figures.p99)} ms | ${part(s?.toRouter)} ms | ${part(s?.inServer)} ms | ` +
           `${part(s?.toClient)} ms | ${tail} | ${loop(w.loopDelay.survivor)} ms | ${loop(w.loopDelay.ownLoad)} ms |`,
       );
       const c = w.cores;

@@ -157,7 +157,7 @@ function num(x: number | null): number {
 }
 
 /** How much earlier than the quiet window an event delivered in it may have been sent, for the stamps asked for. */
-const STAMPS_BEFORE_MS = 60_000;
+const STAMPS_BEFORE_MS = 10_000;
 
 function failoverOf(r: FailoverReply): FailoverReply {
   return {
@@ -199,7 +199,7 @@ async function startAll(
   prefix: string,
 ): Promise<{ moving: Load; staying: Load; writer: Server; closing: Server; survivor: Server; ports: number[] }> {
   const options = JSON.stringify({ url, run: false });
-  // The survivor stamps each event on its way into and out of its router, for the latency split.
+  // The survivor stamps each event as its router gets it and as it is written to each own client, for the latency split.
   const survivorOptions = JSON.stringify({ url, run: false, stamps: true });
   const serverFlags = ["--expose-gc", ...s.serverFlags];
   const starting = await Promise.allSettled([
@@ -322,7 +322,7 @@ async function deployTrial(
     const moveEnd = await snap();
     const stormTo = Number.isNaN(failover.allLiveAt) ? wallClock() : failover.allLiveAt;
     const { times } = await p.survivor.request({ cmd: "arrivals", since: closeAt });
-    const { stamps } = await p.survivor.request({ cmd: "stamps", since: quietFrom - STAMPS_BEFORE_MS });
+    const stamps = await p.survivor.request({ cmd: "stamps", since: quietFrom - STAMPS_BEFORE_MS });
     const quiet = latencyOf(await p.staying.request({ cmd: "watch-latency", from: quietFrom, to: quietTo, stamps }));
     const storm = latencyOf(await p.staying.request({ cmd: "watch-latency", from: closeAt, to: stormTo, stamps }));
 

@@ -115,9 +115,9 @@ export type ServerRequest =
   /** This process's CPU time and event-loop delay now (see {@link SampleRequest}). */
   | SampleRequest
   /**
-   * When each event reached the router from the source and when the router was done with it
-   * (see {@link DeliveryStamps}), for events sent from `since` on; a server started with stamps
-   * on (the deploy phase's survivor), else none.
+   * When each event reached the router from the source, and when it was written to each
+   * stamped client's socket (see {@link DeliveryStamps}), for events sent from `since` on; from
+   * a server started with stamps on (the deploy phase's survivor), else none.
    */
   | { cmd: "stamps"; since: number };
 
@@ -156,11 +156,17 @@ export interface LoopDelay {
 }
 
 /**
- * Per event the router received from its source, three numbers: the event's `sent` (its
- * send time in the writer, which identifies it), when the source handed it to the router,
- * and when the router returned (it writes to every stream of the run before it does).
+ * Where a serving process's events were when, each named by its `sent` (its send time in the
+ * writer). The clients stamped are those that connected without `Last-Event-ID` (in the deploy
+ * phase, the survivor's own: the moved ones resume with it); each is named by its port, the
+ * socket's remote port on the server and its local port in the load process.
  */
-export type DeliveryStamps = number[];
+export interface DeliveryStamps {
+  /** Two numbers per event: its `sent`, and when the source handed it to the router. */
+  received: number[];
+  /** Three per event written to a stamped client: its `sent`, the client's port, and when it was handed to the socket's `write`. */
+  written: number[];
+}
 
 /** Answers of a server process, by request. */
 export interface ServerReplies {
@@ -175,7 +181,7 @@ export interface ServerReplies {
   close: { closedAt: number };
   arrivals: { times: number[] };
   sample: ProcessSample;
-  stamps: { stamps: DeliveryStamps };
+  stamps: DeliveryStamps;
 }
 
 /** Where the writer of several runs stands. */
@@ -292,21 +298,23 @@ export interface LatencyPart {
 /**
  * Where the delivery latency of a window's deliveries went, each split in three with the
  * serving process's stamps: **to the router** (writer, Redis, the serving process's reader,
- * until its source handed the event to the router), **in the router** (until it had written
- * it to every stream of its run), **to the client** (sockets, and the load process reading it).
+ * until its source handed the event to the router), **in the server** (the router, then
+ * waiting for the turn that writes it out and the writes to the clients before this one,
+ * until it was written to this client's socket), **to the client** (the kernel, and the load
+ * process reading it).
  */
 export interface LatencySplit {
   /** Deliveries with a stamp, split below; and without one (not split). */
   matched: number;
   unmatched: number;
   toRouter: LatencyPart;
-  inRouter: LatencyPart;
+  inServer: LatencyPart;
   toClient: LatencyPart;
   /**
    * The deliveries at or above the p99 of the matched ones' latency, and the mean of each
    * part over them: what the slowest 1% were made of (the three add up to `total`).
    */
-  tail: { deliveries: number; total: number; toRouter: number; inRouter: number; toClient: number };
+  tail: { deliveries: number; total: number; toRouter: number; inServer: number; toClient: number };
 }
 
 /** How the watchers moved to their failover port after their stream ended. */

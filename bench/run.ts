@@ -585,7 +585,7 @@ async function main(): Promise<void> {
     deploy.length === 0
       ? ""
       : `\nDeploy (two RedisRunSource processes, ${s.deploy.runs} busy runs; one closes with close({ drainMs }), its clients resume on the other; all at once = drainMs 0 with one fixed ${s.deploy.retryMs} ms retry for every client, as before runcast jittered retry:):\n\n${deployTable(deploy)}\n` +
-        `\nDeploy, where the survivor's own-client latency went (writer send -> survivor's router -> written to every stream of the run -> read by the own clients' load process; event-loop delay beyond a ${LOOP_RESOLUTION_MS} ms timer):\n\n${costs.latency}\n` +
+        `\nDeploy, where the survivor's own-client latency went (writer send -> survivor's router -> written to the client's socket -> read by the own clients' load process; event-loop delay beyond a ${LOOP_RESOLUTION_MS} ms timer):\n\n${costs.latency}\n` +
         `\nDeploy, CPU per second of each window (cores; "machine busy" counts every process on the machine, "other work" is what the benchmark's processes do not account for):\n\n${costs.cpu}\n`;
   const deployFailed = deployFailures.map((x) => `\nFAILED ${describeDeployFailure(x)}\n`).join("");
   process.stdout.write(

@@ -159,12 +159,15 @@ async function main(): Promise<void> {
     arrivals: async ({ since }) => ({ times: arrivals.filter((t) => t >= since) }),
     sample: async ({ loopDelay }) => sampleProcess(loopDelay),
     stamps: async ({ since }) => {
-      const all = fanout.stamps ?? [];
-      const stamps: number[] = [];
-      for (let i = 0; i < all.length; i += 3) {
-        if ((all[i] as number) >= since) stamps.push(all[i] as number, all[i + 1] as number, all[i + 2] as number);
-      }
-      return { stamps };
+      // Records of `width` numbers, the first of each an event's `sent`.
+      const from = (all: readonly number[], width: number): number[] => {
+        const kept: number[] = [];
+        for (let i = 0; i < all.length; i += width) {
+          if ((all[i] as number) >= since) kept.push(...all.slice(i, i + width));
+        }
+        return kept;
+      };
+      return { received: from(fanout.stamps?.received ?? [], 2), written: from(fanout.stamps?.written ?? [], 3) };
     },
   };
 

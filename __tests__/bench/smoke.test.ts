@@ -267,17 +267,17 @@ describe("the benchmark in smoke mode", () => {
         const split = latency.split;
         expect(split?.matched).toBeGreaterThan(0);
         expect(split?.unmatched).toBe(0);
-        for (const part of [split?.toRouter, split?.inRouter, split?.toClient]) {
+        for (const part of [split?.toRouter, split?.inServer, split?.toClient]) {
           finite(part?.p50);
           finite(part?.p99);
         }
         expect(split?.tail.deliveries).toBeGreaterThan(0);
-        for (const figure of [split?.tail.total, split?.tail.toRouter, split?.tail.inRouter, split?.tail.toClient]) {
+        for (const figure of [split?.tail.total, split?.tail.toRouter, split?.tail.inServer, split?.tail.toClient]) {
           finite(figure);
         }
         // The three parts are the whole latency.
-        const tail = split?.tail ?? { total: 0, toRouter: 1, inRouter: 0, toClient: 0 };
-        expect(tail.toRouter + tail.inRouter + tail.toClient).toBeCloseTo(tail.total, 6);
+        const tail = split?.tail ?? { total: 0, toRouter: 1, inServer: 0, toClient: 0 };
+        expect(tail.toRouter + tail.inServer + tail.toClient).toBeCloseTo(tail.total, 6);
       }
     }
     // The baseline's clients all waited the same 3 s after streams that ended together, so they

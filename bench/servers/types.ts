@@ -28,6 +28,6 @@ export interface Fanout {
   close?(drainMs: number): Promise<void>;
   /** Creating runs and recording into any of them, where the server can (the storm phase's writer). */
   readonly runs?: RunRecorder;
-  /** When each event reached the router and left it, where the server was asked to record that (see `DeliveryStamps`). */
+  /** When each event reached the router and each stamped client's socket, where the server was asked to record that. */
   readonly stamps?: DeliveryStamps;
 }
