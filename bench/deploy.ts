@@ -5,7 +5,9 @@
  * the server gave it, to the second process with `Last-Event-ID`. Measured at the survivor:
  * the peak rate of reconnects arriving, the delivery latency to its own clients during the
  * move against a quiet window before it, the time until every moved client is live again;
- * and, over every client, that no event was lost or duplicated.
+ * and, over every client, that no event was lost or duplicated. In the same windows, where the
+ * survivor's latency went (bench/deploy-costs.ts): each process's CPU, the survivor's event-loop
+ * delay, and the latency split at the survivor's router.
  *
  * The baseline trial, "all at once", is runcast before its operations features: `drainMs` 0,
  * and every client waits one fixed delay (`retryMs`) whatever `retry:` it was sent, as browsers
@@ -15,8 +17,25 @@ import { randomUUID } from "node:crypto";
 import { loadavg } from "node:os";
 import type { Redis } from "ioredis";
 import { Child } from "./children";
+import {
+  type CostedTrial,
+  type DeployProcess,
+  type DeploySnapshot,
+  type DeployWindow,
+  latencyOf,
+  snapshot,
+  windowBetween,
+} from "./deploy-costs";
 import { startPrivateRedis } from "./private-redis";
-import type { FailoverReply, LoadReplies, LoadRequest, ServerReplies, ServerRequest, WatcherTally } from "./protocol";
+import type {
+  FailoverReply,
+  LoadReplies,
+  LoadRequest,
+  ProcessSample,
+  ServerReplies,
+  ServerRequest,
+  WatcherTally,
+} from "./protocol";
 import { wallClock } from "./protocol";
 import { connectRedis, deleteKeys } from "./redis-admin";
 
@@ -82,7 +101,7 @@ export interface DeploySettings {
 }
 
 /** One deploy: one client count, one `drainMs`, one way of waiting before reconnecting. */
-export interface DeployTrial {
+export interface DeployTrial extends CostedTrial {
   clients: number;
   drainMs: number;
   /** `fixed`: every moved client waited exactly `retryMs`, ignoring the `retry:` it was sent; `jittered`: it waited that `retry:`. */
@@ -100,9 +119,12 @@ export interface DeployTrial {
   peakPerSec: number;
   /** From the first of those requests to the last, in ms: how widely the reconnects were spread. */
   arrivalSpanMs: number;
-  /** Delivery latency to the survivor's own clients, in ms: before the close, and from the close until all were live. */
-  quiet: { p50: number; p99: number; samples: number };
-  storm: { p50: number; p99: number; samples: number };
+  /**
+   * Delivery latency to the survivor's own clients, in ms: before the close, and from the close
+   * until all were live; each with its split at the survivor's router (see `LatencySplit`).
+   */
+  quiet: LoadReplies["watch-latency"];
+  storm: LoadReplies["watch-latency"];
   /** Storm p99 over quiet p99 (target: at most 2). */
   p99Ratio: number;
   /** From the close call until every moved client had a head from the survivor; until each had a live event there. */
@@ -118,6 +140,12 @@ export interface DeployTrial {
   exact: boolean;
   redisServer: "private" | "given";
   loadAverage: number;
+  /**
+   * The quiet window and the move (from just before the close call until the poll that found
+   * every moved client live, up to 100 ms past the move's latency window): CPU per process,
+   * event-loop delays (see bench/deploy-costs.ts).
+   */
+  windows: { quiet: DeployWindow; move: DeployWindow };
 }
 
 type Server = Child<ServerRequest, ServerReplies>;
@@ -128,6 +156,9 @@ function num(x: number | null): number {
   return x ?? Number.NaN;
 }
 
+/** How much earlier than the quiet window an event delivered in it may have been sent, for the stamps asked for. */
+const STAMPS_BEFORE_MS = 10_000;
+
 function failoverOf(r: FailoverReply): FailoverReply {
   return {
     ...r,
@@ -135,10 +166,6 @@ function failoverOf(r: FailoverReply): FailoverReply {
     allLiveAt: num(r.allLiveAt),
     firstEndedAt: num(r.firstEndedAt),
   };
-}
-
-function latencyOf(r: LoadReplies["watch-latency"]): LoadReplies["watch-latency"] {
-  return { ...r, p50: num(r.p50), p99: num(r.p99) };
 }
 
 /** The most of `times` (sorted or not) falling within any window of `windowMs`. */
@@ -172,13 +199,19 @@ async function startAll(
   prefix: string,
 ): Promise<{ moving: Load; staying: Load; writer: Server; closing: Server; survivor: Server; ports: number[] }> {
   const options = JSON.stringify({ url, run: false });
+  // The survivor stamps each event as its router gets it and as it is written to each own client, for the latency split.
+  const survivorOptions = JSON.stringify({ url, run: false, stamps: true });
   const serverFlags = ["--expose-gc", ...s.serverFlags];
   const starting = await Promise.allSettled([
     Child.start<LoadRequest, LoadReplies>("load", [], s.loadFlags),
     Child.start<LoadRequest, LoadReplies>("load", [], s.loadFlags),
     Child.start<ServerRequest, ServerReplies>("server", ["runcast-redis", prefix, "writer", options], serverFlags),
     Child.start<ServerRequest, ServerReplies>("server", ["runcast-redis", prefix, "reader", options], serverFlags),
-    Child.start<ServerRequest, ServerReplies>("server", ["runcast-redis", prefix, "reader", options], serverFlags),
+    Child.start<ServerRequest, ServerReplies>(
+      "server",
+      ["runcast-redis", prefix, "reader", survivorOptions],
+      serverFlags,
+    ),
   ]);
   const failed = starting.find((x): x is PromiseRejectedResult => x.status === "rejected");
   if (failed !== undefined) {
@@ -256,13 +289,28 @@ async function deployTrial(
     }
     log(`${drainLabel(clients, drain)}: ${clients} clients on the closing process, ${s.own} on the survivor`);
 
+    // Each window is bounded by two snapshots of every process; the first starts the event-loop
+    // monitors of the survivor and its clients' load process, each later one restarts them.
+    const samplers: Record<DeployProcess, () => Promise<ProcessSample>> = {
+      survivor: () => p.survivor.request({ cmd: "sample", loopDelay: true }),
+      closing: () => p.closing.request({ cmd: "sample", loopDelay: false }),
+      writer: () => p.writer.request({ cmd: "sample", loopDelay: false }),
+      ownLoad: () => p.staying.request({ cmd: "sample", loopDelay: true }),
+      movedLoad: () => p.moving.request({ cmd: "sample", loopDelay: false }),
+    };
+    const snap = (): Promise<DeploySnapshot> => snapshot(samplers, redis.admin);
+    await snap();
+
     // Quiet: the survivor's own clients, before anything moves.
+    const quietStart = await snap();
     const quietFrom = wallClock();
     await new Promise((resolve) => setTimeout(resolve, s.quietMs));
     const quietTo = wallClock();
+    const quietEnd = await snap();
 
     // The deploy: the first process closes; its clients come back on the survivor by themselves.
     const loadAverage = loadavg()[0] ?? Number.NaN;
+    const moveStart = await snap();
     const closeAt = wallClock();
     const closed = await p.closing.request({ cmd: "close", drainMs }, drainMs + s.timeoutMs);
     const deadline = Date.now() + s.timeoutMs;
@@ -271,10 +319,12 @@ async function deployTrial(
       await new Promise((resolve) => setTimeout(resolve, 100));
       failover = failoverOf(await p.moving.request({ cmd: "watch-failover" }));
     }
+    const moveEnd = await snap();
     const stormTo = Number.isNaN(failover.allLiveAt) ? wallClock() : failover.allLiveAt;
     const { times } = await p.survivor.request({ cmd: "arrivals", since: closeAt });
-    const quiet = latencyOf(await p.staying.request({ cmd: "watch-latency", from: quietFrom, to: quietTo }));
-    const storm = latencyOf(await p.staying.request({ cmd: "watch-latency", from: closeAt, to: stormTo }));
+    const stamps = await p.survivor.request({ cmd: "stamps", since: quietFrom - STAMPS_BEFORE_MS });
+    const quiet = latencyOf(await p.staying.request({ cmd: "watch-latency", from: quietFrom, to: quietTo, stamps }));
+    const storm = latencyOf(await p.staying.request({ cmd: "watch-latency", from: closeAt, to: stormTo, stamps }));
 
     // Every event of every run once: the writes stop, then every client is checked.
     const finals = await p.writer.request({ cmd: "runs-flow", perSecond: 0 });
@@ -310,6 +360,7 @@ async function deployTrial(
       exact: failover.live === clients && exactTally(m) && exactTally(o),
       redisServer: redis.kind,
       loadAverage,
+      windows: { quiet: windowBetween(quietStart, quietEnd), move: windowBetween(moveStart, moveEnd) },
     };
     log(describeDeploy(trial));
     return trial;
@@ -326,6 +377,9 @@ export function describeDeploy(t: DeployTrial): string {
     `over ${(t.arrivalSpanMs / 1000).toFixed(2)} s), ` +
     `p99 ${t.storm.p99.toFixed(1)} ms during the move against ${t.quiet.p99.toFixed(1)} ms quiet (${t.p99Ratio.toFixed(2)}x), ` +
     `all live in ${(t.allLiveMs / 1000).toFixed(2)} s, ${t.lost} lost, ${t.duplicated} duplicated, ` +
+    `survivor loop delay p99 ${t.windows.quiet.loopDelay.survivor?.p99.toFixed(1) ?? "-"} ms quiet, ` +
+    `${t.windows.move.loopDelay.survivor?.p99.toFixed(1) ?? "-"} ms during the move, machine busy ` +
+    `${t.windows.quiet.machine.toFixed(2)} then ${t.windows.move.machine.toFixed(2)} of ${t.windows.move.cpus} cores, ` +
     `${t.exact ? "every event exactly once" : `NOT EXACT ${JSON.stringify({ failover: t.failover, moved: t.moved, own: t.ownTally })}`}, ` +
     `load average ${t.loadAverage.toFixed(1)}`
   );

@@ -7,7 +7,15 @@
 import { type ClientRequest, request } from "node:http";
 import { createParser, type EventSourceMessage } from "eventsource-parser";
 import { compareEnvelopeIds } from "../lib/source";
-import { type FailoverReply, type LoadReplies, type LoadRequest, type WatcherTally, wallClock } from "./protocol";
+import {
+  type DeliveryStamps,
+  type FailoverReply,
+  type LatencySplit,
+  type LoadReplies,
+  type LoadRequest,
+  type WatcherTally,
+  wallClock,
+} from "./protocol";
 
 const SEQ = '"seq":';
 const SENT = '"sent":';
@@ -27,7 +35,11 @@ function numberAfter(data: string, marker: string): number {
   return Number(data.slice(at + marker.length, end));
 }
 
-/** Delivery latencies of the watchers that record them: receive time and latency, in ms, side by side. */
+/**
+ * Delivery latencies of the watchers that record them, four numbers each: receive time,
+ * latency (ms), the event's send time and the watcher's local port (which name the delivery in
+ * the server's stamps).
+ */
 const latencies: number[] = [];
 
 /** The `seq` of an event's JSON, found without parsing the rest. */
@@ -81,6 +93,8 @@ class Watcher {
   reconnectedAt = Number.NaN;
   liveAgainAt = Number.NaN;
   failedAttempts = 0;
+  /** The local port of its connection (its name in the server's stamps); NaN before a head. */
+  localPort = Number.NaN;
 
   constructor(port: number, path: string, failoverPort?: number, recordsLatency = false, fixedRetryMs?: number) {
     this.port = port;
@@ -126,6 +140,7 @@ class Watcher {
         return;
       }
       this.headAt = wallClock();
+      this.localPort = res.socket.localPort ?? Number.NaN;
       settle();
       res.setEncoding("utf8");
       res.on("data", (chunk: string) => parser.feed(chunk));
@@ -178,7 +193,7 @@ class Watcher {
       if (this.recordsLatency || !Number.isNaN(this.reconnectAskedAt)) {
         const now = wallClock();
         const sent = numberAfter(message.data, SENT);
-        if (this.recordsLatency) latencies.push(now, now - sent);
+        if (this.recordsLatency) latencies.push(now, now - sent, sent, this.localPort);
         // Recorded after it asked to come back: its replay is behind it, it is on the live flow.
         if (Number.isNaN(this.liveAgainAt) && sent >= this.reconnectAskedAt) this.liveAgainAt = now;
       }
@@ -330,6 +345,53 @@ function failover(): FailoverReply {
   };
 }
 
+/** Each delivery's latency split at the server's stamps of its event and its client (see {@link LatencySplit}). */
+function splitLatency(
+  received: readonly { at: number; sent: number; port: number }[],
+  stamps: DeliveryStamps,
+): LatencySplit {
+  const routerAt = new Map<number, number>();
+  for (let i = 0; i < stamps.received.length; i += 2) {
+    routerAt.set(stamps.received[i] as number, stamps.received[i + 1] as number);
+  }
+  const writtenAt = new Map<string, number>();
+  for (let i = 0; i < stamps.written.length; i += 3) {
+    writtenAt.set(`${stamps.written[i]} ${stamps.written[i + 1]}`, stamps.written[i + 2] as number);
+  }
+  const parts: { total: number; toRouter: number; inServer: number; toClient: number }[] = [];
+  for (const { at, sent, port } of received) {
+    const got = routerAt.get(sent);
+    const written = writtenAt.get(`${sent} ${port}`);
+    if (got === undefined || written === undefined) continue;
+    parts.push({ total: at - sent, toRouter: got - sent, inServer: written - got, toClient: at - written });
+  }
+  const of = (part: "toRouter" | "inServer" | "toClient"): { p50: number; p99: number } => {
+    const sorted = parts.map((x) => x[part]).sort((a, b) => a - b);
+    return { p50: percentile(sorted, 50), p99: percentile(sorted, 99) };
+  };
+  const p99 = percentile(
+    parts.map((x) => x.total).sort((a, b) => a - b),
+    99,
+  );
+  const tail = parts.filter((x) => x.total >= p99);
+  const mean = (part: "total" | "toRouter" | "inServer" | "toClient"): number =>
+    tail.length === 0 ? Number.NaN : tail.reduce((sum, x) => sum + x[part], 0) / tail.length;
+  return {
+    matched: parts.length,
+    unmatched: received.length - parts.length,
+    toRouter: of("toRouter"),
+    inServer: of("inServer"),
+    toClient: of("toClient"),
+    tail: {
+      deliveries: tail.length,
+      total: mean("total"),
+      toRouter: mean("toRouter"),
+      inServer: mean("inServer"),
+      toClient: mean("toClient"),
+    },
+  };
+}
+
 /** The storm and deploy phases' requests to the load process. */
 export const watcherHandlers: {
   [K in "watch" | "watch-wait" | "watch-drop" | "watch-clear" | "watch-latency" | "watch-failover"]: (
@@ -353,14 +415,19 @@ export const watcherHandlers: {
     latencies.length = 0;
     return {};
   },
-  "watch-latency": async ({ from, to }) => {
+  "watch-latency": async ({ from, to, stamps }) => {
     const window: number[] = [];
-    for (let i = 0; i < latencies.length; i += 2) {
+    const received: { at: number; sent: number; port: number }[] = [];
+    for (let i = 0; i < latencies.length; i += 4) {
       const at = latencies[i] as number;
-      if (at >= from && at <= to) window.push(latencies[i + 1] as number);
+      if (at >= from && at <= to) {
+        window.push(latencies[i + 1] as number);
+        received.push({ at, sent: latencies[i + 2] as number, port: latencies[i + 3] as number });
+      }
     }
     window.sort((a, b) => a - b);
-    return { p50: percentile(window, 50), p99: percentile(window, 99), samples: window.length };
+    const figures = { p50: percentile(window, 50), p99: percentile(window, 99), samples: window.length };
+    return stamps === undefined ? figures : { ...figures, split: splitLatency(received, stamps) };
   },
   "watch-failover": async () => failover(),
 };

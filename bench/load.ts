@@ -7,6 +7,7 @@
 import { connect, type Socket } from "node:net";
 import { answerRequests } from "./children";
 import { watcherHandlers } from "./load-watchers";
+import { sampleProcess } from "./process-sample";
 import type { LoadReplies, LoadRequest } from "./protocol";
 import { wallClock } from "./protocol";
 
@@ -216,6 +217,7 @@ const handlers: { [K in LoadRequest["cmd"]]: (req: Extract<LoadRequest, { cmd: K
     return {};
   },
   ...watcherHandlers,
+  sample: async ({ loopDelay }) => sampleProcess(loopDelay),
 };
 
 answerRequests<LoadRequest>(handlers);

@@ -111,7 +111,62 @@ export type ServerRequest =
   /** Closes the server's router (`close({ drainMs })`) and answers once it resolved (the deploy phase). */
   | { cmd: "close"; drainMs: number }
   /** Wall-clock arrival times of every HTTP request received since `since`. */
-  | { cmd: "arrivals"; since: number };
+  | { cmd: "arrivals"; since: number }
+  /** This process's CPU time and event-loop delay now (see {@link SampleRequest}). */
+  | SampleRequest
+  /**
+   * When each event reached the router from the source, and when it was written to each
+   * stamped client's socket (see {@link DeliveryStamps}), for events sent from `since` on; from
+   * a server started with stamps on (the deploy phase's survivor), else none.
+   */
+  | { cmd: "stamps"; since: number };
+
+/**
+ * Reads the process's CPU time so far and, once its event-loop delay is monitored, the delay
+ * since the previous sample, then starts over: two samples bound a window. The first with
+ * `loopDelay` starts the monitor (answering `loop: null`).
+ */
+export interface SampleRequest {
+  cmd: "sample";
+  loopDelay: boolean;
+}
+
+/** A process's CPU time and event-loop delay, read at `at`. */
+export interface ProcessSample {
+  /** Wall clock when read. */
+  at: number;
+  /** CPU time (user + system) used since the process started, in ms. */
+  cpuMs: number;
+  /** The event-loop delay since the previous sample; null when not monitored (or just started). */
+  loop: LoopDelay | null;
+}
+
+/**
+ * How late the event loop ran a timer due every `resolutionMs`, in ms, from
+ * `perf_hooks.monitorEventLoopDelay` (less the resolution, which Node counts in): how long
+ * work already queued kept it from running the next callback.
+ */
+export interface LoopDelay {
+  p50: number;
+  p99: number;
+  max: number;
+  /** Timer runs recorded (NaN figures when 0). */
+  samples: number;
+  resolutionMs: number;
+}
+
+/**
+ * Where a serving process's events were when, each named by its `sent` (its send time in the
+ * writer). The clients stamped are those that connected without `Last-Event-ID` (in the deploy
+ * phase, the survivor's own: the moved ones resume with it); each is named by its port, the
+ * socket's remote port on the server and its local port in the load process.
+ */
+export interface DeliveryStamps {
+  /** Two numbers per event: its `sent`, and when the source handed it to the router. */
+  received: number[];
+  /** Three per event written to a stamped client: its `sent`, the client's port, and when it was handed to the socket's `write`. */
+  written: number[];
+}
 
 /** Answers of a server process, by request. */
 export interface ServerReplies {
@@ -125,6 +180,8 @@ export interface ServerReplies {
   "runs-flow": RunsWritten;
   close: { closedAt: number };
   arrivals: { times: number[] };
+  sample: ProcessSample;
+  stamps: DeliveryStamps;
 }
 
 /** Where the writer of several runs stands. */
@@ -189,8 +246,11 @@ export type LoadRequest =
       /** Fresh: these watchers record each event's delivery latency (see `watch-latency`). */
       latency?: boolean;
     }
-  /** Delivery latency percentiles of the events received between `from` and `to` (wall clock). */
-  | { cmd: "watch-latency"; from: number; to: number }
+  /**
+   * Delivery latency percentiles of the events received between `from` and `to` (wall clock);
+   * with the serving process's `stamps`, each latency split where it was spent (see {@link LatencySplit}).
+   */
+  | { cmd: "watch-latency"; from: number; to: number; stamps?: DeliveryStamps }
   /** Where the failover of every watcher stands (see {@link FailoverReply}). */
   | { cmd: "watch-failover" }
   /** Waits until every watcher has `events` events since it first connected and reached `seqs` of its run. */
@@ -198,7 +258,9 @@ export type LoadRequest =
   /** Drops every watcher's connection at once; each remembers where it was. */
   | { cmd: "watch-drop" }
   /** Forgets every watcher. */
-  | { cmd: "watch-clear" };
+  | { cmd: "watch-clear" }
+  /** The load process's CPU time and event-loop delay now. */
+  | SampleRequest;
 
 /** Answers of the load process, by request. */
 export interface LoadReplies {
@@ -222,8 +284,37 @@ export interface LoadReplies {
   "watch-wait": WatcherTally;
   "watch-drop": Record<string, never>;
   "watch-clear": Record<string, never>;
-  "watch-latency": { p50: number; p99: number; samples: number };
+  "watch-latency": { p50: number; p99: number; samples: number; split?: LatencySplit };
   "watch-failover": FailoverReply;
+  sample: ProcessSample;
+}
+
+/** Percentiles of one part of the delivery latency, over deliveries, in ms. */
+export interface LatencyPart {
+  p50: number;
+  p99: number;
+}
+
+/**
+ * Where the delivery latency of a window's deliveries went, each split in three with the
+ * serving process's stamps: **to the router** (writer, Redis, the serving process's reader,
+ * until its source handed the event to the router), **in the server** (the router, then
+ * waiting for the turn that writes it out and the writes to the clients before this one,
+ * until it was written to this client's socket), **to the client** (the kernel, and the load
+ * process reading it).
+ */
+export interface LatencySplit {
+  /** Deliveries with a stamp, split below; and without one (not split). */
+  matched: number;
+  unmatched: number;
+  toRouter: LatencyPart;
+  inServer: LatencyPart;
+  toClient: LatencyPart;
+  /**
+   * The deliveries at or above the p99 of the matched ones' latency, and the mean of each
+   * part over them: what the slowest 1% were made of (the three add up to `total`).
+   */
+  tail: { deliveries: number; total: number; toRouter: number; inServer: number; toClient: number };
 }
 
 /** How the watchers moved to their failover port after their stream ended. */

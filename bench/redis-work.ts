@@ -42,8 +42,8 @@ export interface RedisWork {
   windowMs: number;
 }
 
-/** INFO cpu's user + system CPU time of the Redis server, in ms. */
-async function redisCpuMs(redis: Redis): Promise<number> {
+/** INFO cpu's user + system CPU time of the Redis server so far (all its work), in ms. */
+export async function redisCpuMs(redis: Redis): Promise<number> {
   const info = await redis.info("cpu");
   const field = (name: string): number => Number(new RegExp(`^${name}:([\\d.]+)`, "m").exec(info)?.[1] ?? Number.NaN);
   return (field("used_cpu_user") + field("used_cpu_sys")) * 1000;

@@ -37,7 +37,7 @@
  */
 
 import { randomUUID } from "node:crypto";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, totalmem } from "node:os";
 import { dirname, join } from "node:path";
 import type { Redis } from "ioredis";
@@ -51,7 +51,10 @@ import {
   parseDeployDrains,
   runDeployPhase,
 } from "./deploy";
+import { deployCostTables } from "./deploy-costs";
+import { machineBusy } from "./machine";
 import { DEFAULT_PHASES, drainPresent, PENDING_PHASES, PHASES, type PhaseName, pendingReason } from "./phases";
+import { LOOP_RESOLUTION_MS } from "./process-sample";
 import {
   DEFAULT_SERVERS,
   type LoadReplies,
@@ -176,34 +179,6 @@ function settings(): Settings {
 
 type Server = Child<ServerRequest, ServerReplies>;
 
-/**
- * Starts measuring how many cores the whole machine keeps busy (Linux), returning the
- * function that reads the average since; `undefined` where /proc/stat is missing.
- */
-function machineBusy(): (() => number) | undefined {
-  const read = (): { busy: number; total: number } | undefined => {
-    try {
-      const fields = (readFileSync("/proc/stat", "latin1").split("\n")[0] ?? "")
-        .trim()
-        .split(/\s+/)
-        .slice(1)
-        .map(Number);
-      const total = fields.reduce((a, b) => a + b, 0);
-      const idle = (fields[3] ?? 0) + (fields[4] ?? 0);
-      return { busy: total - idle, total };
-    } catch {
-      return undefined;
-    }
-  };
-  const start = read();
-  if (start === undefined) return undefined;
-  const cores = cpus().length;
-  return () => {
-    const end = read() ?? start;
-    const total = end.total - start.total;
-    return total === 0 ? 0 : ((end.busy - start.busy) / total) * cores;
-  };
-}
 type Load = Child<LoadRequest, LoadReplies>;
 
 function log(message: string): void {
@@ -605,10 +580,13 @@ async function main(): Promise<void> {
       ? ""
       : "\nScoped (global stream, 100 runs over 100 tags, K=10; clients' tokens scoped to one tag each, against unscoped tokens on the same server; " +
         `ratios to the unscoped trial of the same rep; only in the runcast-scoped-even rows does a scoped client get as many events as an unscoped one):\n\n${scopedTable(scoped)}\n`;
+  const costs = deployCostTables(deploy);
   const deployTables =
     deploy.length === 0
       ? ""
-      : `\nDeploy (two RedisRunSource processes, ${s.deploy.runs} busy runs; one closes with close({ drainMs }), its clients resume on the other; all at once = drainMs 0 with one fixed ${s.deploy.retryMs} ms retry for every client, as before runcast jittered retry:):\n\n${deployTable(deploy)}\n`;
+      : `\nDeploy (two RedisRunSource processes, ${s.deploy.runs} busy runs; one closes with close({ drainMs }), its clients resume on the other; all at once = drainMs 0 with one fixed ${s.deploy.retryMs} ms retry for every client, as before runcast jittered retry:):\n\n${deployTable(deploy)}\n` +
+        `\nDeploy, where the survivor's own-client latency went (writer send -> survivor's router -> written to the client's socket -> read by the own clients' load process; event-loop delay beyond a ${LOOP_RESOLUTION_MS} ms timer):\n\n${costs.latency}\n` +
+        `\nDeploy, CPU per second of each window (cores; "machine busy" counts every process on the machine, "other work" is what the benchmark's processes do not account for):\n\n${costs.cpu}\n`;
   const deployFailed = deployFailures.map((x) => `\nFAILED ${describeDeployFailure(x)}\n`).join("");
   process.stdout.write(
     `${fanoutTables}${stormTables}${scopedTables}${deployTables}${failed}${deployFailed}${skips}${pending}`,

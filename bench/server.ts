@@ -5,6 +5,7 @@
  */
 import type { ServerResponse } from "node:http";
 import { answerRequests } from "./children";
+import { sampleProcess } from "./process-sample";
 import {
   benchEvent,
   type ListeningMessage,
@@ -156,6 +157,18 @@ async function main(): Promise<void> {
       return { closedAt: wallClock() };
     },
     arrivals: async ({ since }) => ({ times: arrivals.filter((t) => t >= since) }),
+    sample: async ({ loopDelay }) => sampleProcess(loopDelay),
+    stamps: async ({ since }) => {
+      // Records of `width` numbers, the first of each an event's `sent`.
+      const from = (all: readonly number[], width: number): number[] => {
+        const kept: number[] = [];
+        for (let i = 0; i < all.length; i += width) {
+          if ((all[i] as number) >= since) kept.push(...all.slice(i, i + width));
+        }
+        return kept;
+      };
+      return { received: from(fanout.stamps?.received ?? [], 2), written: from(fanout.stamps?.written ?? [], 3) };
+    },
   };
 
   answerRequests<ServerRequest>(handlers);

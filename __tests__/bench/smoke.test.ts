@@ -237,6 +237,48 @@ describe("the benchmark in smoke mode", () => {
         expect(Number.isFinite(figure)).toBe(true);
       }
       expect(t.allLiveMs).toBeGreaterThanOrEqual(t.allReconnectedMs);
+      // Where the survivor's latency went, in both windows: every figure there, none negative.
+      const finite = (x: number | undefined): void => {
+        expect(Number.isFinite(x)).toBe(true);
+        expect(x).toBeGreaterThanOrEqual(0);
+      };
+      for (const [latency, w] of [
+        [t.quiet, t.windows.quiet],
+        [t.storm, t.windows.move],
+      ] as const) {
+        expect(w.ms).toBeGreaterThan(0);
+        for (const cores of Object.values(w.cores)) finite(cores);
+        expect(Object.keys(w.cores).sort()).toEqual(
+          ["bench", "closing", "movedLoad", "ownLoad", "redis", "survivor", "writer"].sort(),
+        );
+        // The survivor served its own clients in every window: it used CPU, and so did Redis.
+        expect(w.cores.survivor).toBeGreaterThan(0);
+        expect(w.cores.redis).toBeGreaterThan(0);
+        finite(w.ours);
+        if (process.platform === "linux") {
+          finite(w.machine);
+          finite(w.other);
+        }
+        for (const loop of [w.loopDelay.survivor, w.loopDelay.ownLoad]) {
+          expect(loop?.samples).toBeGreaterThan(0);
+          for (const figure of [loop?.p50, loop?.p99, loop?.max]) finite(figure);
+        }
+        // Each own client's delivery split at the survivor's stamps of its event.
+        const split = latency.split;
+        expect(split?.matched).toBeGreaterThan(0);
+        expect(split?.unmatched).toBe(0);
+        for (const part of [split?.toRouter, split?.inServer, split?.toClient]) {
+          finite(part?.p50);
+          finite(part?.p99);
+        }
+        expect(split?.tail.deliveries).toBeGreaterThan(0);
+        for (const figure of [split?.tail.total, split?.tail.toRouter, split?.tail.inServer, split?.tail.toClient]) {
+          finite(figure);
+        }
+        // The three parts are the whole latency.
+        const tail = split?.tail ?? { total: 0, toRouter: 1, inServer: 0, toClient: 0 };
+        expect(tail.toRouter + tail.inServer + tail.toClient).toBeCloseTo(tail.total, 6);
+      }
     }
     // The baseline's clients all waited the same 3 s after streams that ended together, so they
     // arrive in a burst; the jittered ones' delays alone spread over 3 s (20 draws from
@@ -249,6 +291,15 @@ describe("the benchmark in smoke mode", () => {
     expect(stdout).toMatch(/\| 20 \| 0 \| jittered \| \d+ \| [\d.]+x \| {2}\| [\d.]+ ms \|/);
     expect(stdout).toMatch(
       /\| 20 \| 1000 \| jittered \| \d+ \| [\d.]+x \| [\d.]+x \| [\d.]+ ms \| [\d.]+ ms \| [\d.]+x \|/,
+    );
+    // The second and third tables: the latency split and loop delays, the CPU of each process, per window.
+    expect(stdout).toContain("Deploy, where the survivor's own-client latency went");
+    expect(stdout).toMatch(
+      /\| 20 \| 1000 \| jittered \| move \| [\d.]+ \/ [\d.]+ ms \| [\d.]+ \/ [\d.]+ ms \| [\d.]+ \/ [\d.]+ ms \| [\d.]+ \/ [\d.]+ ms \| [\d.]+ = [\d.]+ \+ [\d.]+ \+ [\d.]+ ms \| [\d.]+ \/ [\d.]+ \/ [\d.]+ ms \|/,
+    );
+    expect(stdout).toContain("Deploy, CPU per second of each window");
+    expect(stdout).toMatch(
+      /\| 20 \| 0 \| fixed \| quiet \| [\d.]+ s \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \|/,
     );
   }, 200_000);
 

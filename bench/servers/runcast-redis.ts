@@ -1,7 +1,9 @@
+import type { IncomingMessage } from "node:http";
+import type { Socket } from "node:net";
 import { Redis } from "ioredis";
 import { sseRouter } from "../../lib/index";
 import { RedisRunSource, type RedisRunSourceOptions } from "../../lib/redis";
-import { type BenchEvent, RUN_ID } from "../protocol";
+import { type BenchEvent, type DeliveryStamps, RUN_ID, wallClock } from "../protocol";
 import { expressServer } from "./shared";
 import type { Fanout } from "./types";
 
@@ -20,6 +22,57 @@ export interface RedisBenchOptions {
   source?: Record<string, number>;
   /** Router options (such as `resumeCacheBytes`), passed through as they are. */
   router?: Record<string, number>;
+  /** Record when each event reaches the router, and when it is written to each client that came without `Last-Event-ID` (see `DeliveryStamps`). */
+  stamps?: boolean;
+}
+
+/**
+ * Wraps the source's `subscribe` so that each event is stamped as it is handed to the router.
+ * Nothing of what the router sends changes: the stamps stay in this process.
+ */
+function stampReceived(source: RedisRunSource, received: number[]): void {
+  const subscribe = source.subscribe.bind(source);
+  source.subscribe = (listener, onGap) =>
+    subscribe((envelope) => {
+      const sent = envelope.type === "event" ? envelope.data.sent : undefined;
+      if (typeof sent === "number") received.push(sent, wallClock());
+      listener(envelope);
+    }, onGap);
+}
+
+const SENT = '"sent":';
+
+/** The `sent` of every event in a chunk written to a client (its frames' JSON, as text). */
+function sentIn(chunk: unknown): number[] {
+  const text = typeof chunk === "string" ? chunk : Buffer.isBuffer(chunk) ? chunk.toString("latin1") : "";
+  const found: number[] = [];
+  for (let at = text.indexOf(SENT); at >= 0; at = text.indexOf(SENT, at + SENT.length)) {
+    let end = at + SENT.length;
+    while (end < text.length) {
+      const c = text.charCodeAt(end);
+      if ((c < 48 || c > 57) && c !== 46) break;
+      end++;
+    }
+    found.push(Number(text.slice(at + SENT.length, end)));
+  }
+  return found;
+}
+
+/**
+ * Wraps one client's socket `write` (which the router's writes reach, directly or through the
+ * response) to stamp each event written to it as the write is called: the write itself hands
+ * the bytes to the kernel (unless the socket is backed up), which may wake the client on the
+ * other core before it returns.
+ */
+function stampWritten(socket: Socket, written: number[]): void {
+  const port = socket.remotePort;
+  if (port === undefined) return;
+  const write = socket.write as (...args: unknown[]) => boolean;
+  socket.write = ((...args: unknown[]): boolean => {
+    const at = wallClock();
+    for (const sent of sentIn(args[0])) written.push(sent, port, at);
+    return write.apply(socket, args);
+  }) as Socket["write"];
 }
 
 /**
@@ -50,7 +103,16 @@ export async function createFanout(prefix: string, role: RedisRole, options: Red
   if (role === "writer" && options.run !== false) {
     await source.createRun({ id: RUN_ID, status: "running", total_units: 1000 });
   }
+  const stamps: DeliveryStamps = { received: [], written: [] };
+  // Before the router subscribes, which it does as it is made.
+  if (options.stamps === true) stampReceived(source, stamps.received);
   const router = sseRouter(source, options.router);
+  const { server, responses } = expressServer(router);
+  if (options.stamps === true) {
+    server.on("request", (req: IncomingMessage) => {
+      if (req.headers["last-event-id"] === undefined) stampWritten(req.socket, stamps.written);
+    });
+  }
   let pending = 0;
   const settled = (): void => {
     pending--;
@@ -59,7 +121,8 @@ export async function createFanout(prefix: string, role: RedisRole, options: Red
     if (role !== "writer") throw new Error("only the writer process records events");
   };
   return {
-    ...expressServer(router),
+    server,
+    responses,
     publish(event: BenchEvent): void {
       writerOnly();
       pending++;
@@ -74,6 +137,7 @@ export async function createFanout(prefix: string, role: RedisRole, options: Red
     close: (drainMs) => router.close({ drainMs }),
     clients: () => router.clientCount(),
     cutOffs: () => router.stats().slowClientsCutOff,
+    ...(options.stamps === true ? { stamps } : {}),
     runs: {
       async createRun(runId) {
         writerOnly();

@@ -1,5 +1,5 @@
 import type { Server, ServerResponse } from "node:http";
-import type { BenchEvent } from "../protocol";
+import type { BenchEvent, DeliveryStamps } from "../protocol";
 import type { RunRecorder } from "./runs-writer";
 
 /** One server under test, as the benchmark drives it. */
@@ -28,4 +28,6 @@ export interface Fanout {
   close?(drainMs: number): Promise<void>;
   /** Creating runs and recording into any of them, where the server can (the storm phase's writer). */
   readonly runs?: RunRecorder;
+  /** When each event reached the router and each stamped client's socket, where the server was asked to record that. */
+  readonly stamps?: DeliveryStamps;
 }
