@@ -1,11 +1,15 @@
 import { readFileSync } from "node:fs";
 import type { Page } from "playwright-core";
 import { CLIENT_BUNDLE } from "../../examples/app";
+import { TEAMS } from "../../examples/orchestrator";
 import { MemoryRunSource } from "../../lib/index";
 import { runEvent, runState, sseFrame, type WireRequest, WireServer } from "../client/wire-server";
 import { launchBrowser, type RunningExample, serveExample } from "./harness";
 
 jest.setTimeout(60_000);
+
+/** A team the example's visitor belongs to: its runs are in the page's token scope. */
+const TEAM = TEAMS[0] as string;
 
 /**
  * runcast/client as a page loads it (dist/client.browser.mjs through the example app), over
@@ -51,9 +55,14 @@ describe("runcast/client in Chromium", () => {
       };
       // With mintTokens, the URL is a function that mints a new token for every connection.
       let minted = 0;
+      // With exampleTokens, a real token from the example app for every connection, as its dashboard gets one.
+      const exampleToken = async () => {
+        const { token } = await (await fetch("/api/stream-token", { method: "POST" })).json();
+        return \`\${path}\${path.includes("?") ? "&" : "?"}token=\${encodeURIComponent(token)}\`;
+      };
       const url = options?.mintTokens
         ? async () => { await new Promise((resolve) => setTimeout(resolve, 1)); minted++; return \`\${path}?token=tok-\${minted}\`; }
-        : path;
+        : options?.exampleTokens ? exampleToken : path;
       window.errorMessages = [];
       const onError = handlers.onError;
       handlers.onError = (e) => { window.errorMessages.push(e.message); onError(e); };
@@ -80,7 +89,8 @@ describe("runcast/client in Chromium", () => {
           p,
           o,
         ),
-      [kind, path, options] as const,
+      // The example app's streams need its stream tokens, as its own dashboard's do.
+      [kind, path, r === undefined ? options : { exampleTokens: true, ...options }] as const,
     );
   }
 
@@ -102,7 +112,8 @@ describe("runcast/client in Chromium", () => {
 
   // Chromium's EventSource only says that it gave up; the watcher asks the server why.
   it.each([
-    ["a run the server does not know", "/api/runs/nope/stream", "404:run_not_found"],
+    // Under the example's team-scoped tokens, an unknown run answers like another team's: 403.
+    ["a run the server does not know", "/api/runs/nope/stream", "403:forbidden"],
     ["a malformed run id", "/api/runs/bad%20id/stream", "400:invalid_run_id"],
   ])("closes a watcher of %s with stream_refused, its HTTP status and error code", async (_what, path, why) => {
     r = await serveExample({ source: new MemoryRunSource() });
@@ -113,9 +124,10 @@ describe("runcast/client in Chromium", () => {
 
   it("watchAll resyncs on the server's resync frame and removes the run that ended meanwhile", async () => {
     const source = new MemoryRunSource({ historySize: 2, maxRunLogSize: 2 });
-    const running = await serveExample({ source });
+    // The router's memory of recent frames off: it would serve what the history no longer holds.
+    const running = await serveExample({ source, router: { resumeCacheBytes: 0 } });
     r = running;
-    for (const id of ["a", "b", "c"]) source.createRun({ id });
+    for (const id of ["a", "b", "c"]) source.createRun({ id, tags: [TEAM] });
     await watchInPage("watchAll", "/api/stream", { retryMs: 50 });
     await until("the snapshot", (c) => c.includes("state:c:0:snapshot"));
     source.recordEvent("a", { type: "unit.progress", n: 0 });
@@ -123,7 +135,7 @@ describe("runcast/client in Chromium", () => {
 
     running.drop();
     source.completeRun("a", { status: "completed" });
-    source.createRun({ id: "d" });
+    source.createRun({ id: "d", tags: [TEAM] });
     source.updateRun("b", { status: "running", completed_units: 2 });
     source.recordEvent("c", { type: "unit.progress", n: 1 });
     await until("the resync", (c) => c.some((call) => call.startsWith("resync")));
@@ -147,9 +159,10 @@ describe("runcast/client in Chromium", () => {
 
   it("watchRun gets missed events once after a drop, resyncs past the log, and stops at complete", async () => {
     const source = new MemoryRunSource({ historySize: 3, maxRunLogSize: 3 });
-    const running = await serveExample({ source });
+    // The router's memory of recent frames off: it would serve what the log no longer holds.
+    const running = await serveExample({ source, router: { resumeCacheBytes: 0 } });
     r = running;
-    source.createRun({ id: "r" });
+    source.createRun({ id: "r", tags: [TEAM] });
     await watchInPage("watchRun", "/api/runs/r/stream", { retryMs: 50 });
     await until("the initial state", (c) => c.includes("state:r:0:snapshot"));
     source.recordEvent("r", { type: "unit.progress", n: 0 });
