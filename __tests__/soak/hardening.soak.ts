@@ -164,9 +164,9 @@ const unserializableEnvelopes: SoakMix = {
 const MIXES: SoakMix[] = [ordinaryTraffic, pipelinedRequests, throwingCompareIds, unserializableEnvelopes];
 
 /**
- * Records enough events to fill the router's frame cache (bounded by design, least recently
- * used dropped first) with frames the size of the ordinary ones, so its growth to the budget
- * is not taken for a leak.
+ * Records enough events to fill the router's frame cache and its memory of recent frames
+ * (both bounded by design, 16 MiB of frame text each, oldest dropped first) with frames the
+ * size of the ordinary ones, so their growth to the budget is not taken for a leak.
  */
 async function fillFrameCache(source: FaultySource): Promise<void> {
   source.inner.createRun({ id: "warm-up" });
