@@ -340,14 +340,14 @@ export async function startRun(ctx: StartContext, runId: string, request: StartR
   if (after !== undefined) {
     // Held live here: what follows is the log's own sequence, served without reading it.
     const held = ctx.tail.after(runId, after, FIRST_PAGE_SIZE);
-    // Only finished runs are forgotten, and a forgotten run is gone whole: ask the source.
-    if (held !== undefined && (!held.ended || (await source.getRun(runId)) !== undefined)) {
+    if (held !== undefined) {
+      // Only finished runs are forgotten, and a forgotten run is gone whole: ask the source.
+      if (held.ended && (await source.getRun(runId)) === undefined) {
+        ctx.tail.forget(runId);
+        return MISSING;
+      }
       if (held.at.type === "complete") return FINISHED;
       return fromLog(ctx, runId, heldPage(held.next, after, FIRST_PAGE_SIZE), after, undefined, true);
-    }
-    if (held !== undefined) {
-      ctx.tail.forget(runId);
-      return MISSING;
     }
   }
   if (source.readLog === undefined) {
