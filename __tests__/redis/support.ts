@@ -300,6 +300,28 @@ export function startServers(count: number, env: Record<string, string>): Promis
   return Promise.all(Array.from({ length: count }, (_, i) => Fixture.start("server.ts", `server ${i + 1}`, env)));
 }
 
+/** SSE servers and a writer sharing one Redis under one prefix, and an admin connection to that Redis. */
+export interface Deployment {
+  servers: Fixture[];
+  writer: Fixture;
+  admin: Redis;
+  prefix: string;
+}
+
+/** Starts `count` SSE servers and a writer (fixtures/writer.ts) on the Redis at `url`, under `prefix`. */
+export async function deploy(prefix: string, count: number, url = REDIS_URL): Promise<Deployment> {
+  const env = { REDIS_URL: url, RUNCAST_PREFIX: prefix };
+  const [servers, writer] = await Promise.all([startServers(count, env), Fixture.start("writer.ts", "writer", env)]);
+  return { servers, writer, admin: adminClient(url), prefix };
+}
+
+/** Stops a deployment's processes and deletes its keys; closing its admin connection is left to the caller. */
+export async function stopDeployment(deployment: Deployment | undefined): Promise<void> {
+  if (deployment === undefined) return;
+  await Promise.all([...deployment.servers, deployment.writer].map((fixture) => fixture.stop()));
+  await deleteKeys(deployment.admin, deployment.prefix);
+}
+
 // ---- a throwaway Redis ----------------------------------------------------------------------
 
 /** A free TCP port on 127.0.0.1. */
