@@ -67,6 +67,21 @@ describe("watchRun in Node, against a real server", () => {
     await eventually(() => rec.events.length === 1, "event 0");
   }
 
+  /**
+   * Starts the server over `source` with run "r", watches it (retrying after 10 ms) until event 0,
+   * then drops every connection: the watcher must resume.
+   */
+  async function watchThenDrop(
+    source: MemoryRunSource,
+  ): Promise<{ rec: Recorder; es: ReturnType<typeof trackedEventSource>; w: RunWatcher }> {
+    await start(source);
+    source.createRun({ id: "r" });
+    const watched = watch({ retryMs: 10 });
+    await untilEvent0(source, watched.rec);
+    t.server.closeAllConnections();
+    return watched;
+  }
+
   afterEach(async () => {
     watcher?.close();
     watcher = undefined;
@@ -106,12 +121,7 @@ describe("watchRun in Node, against a real server", () => {
 
   it("after the server drops it, reconnects by itself and delivers each missed event exactly once", async () => {
     const source = new MemoryRunSource();
-    await start(source);
-    source.createRun({ id: "r" });
-    const { rec, es, w } = watch({ retryMs: 10 });
-    await untilEvent0(source, rec);
-
-    t.server.closeAllConnections();
+    const { rec, es, w } = await watchThenDrop(source);
     source.recordEvent("r", { type: "unit.progress", n: 1 });
     source.updateRun("r", { status: "running", completed_units: 1 });
     source.recordEvent("r", { type: "unit.progress", n: 2 });
@@ -131,12 +141,7 @@ describe("watchRun in Node, against a real server", () => {
 
   it("a resumed stream that starts with a replayed state is not a resync: no onResync, no snapshot", async () => {
     const source = new MemoryRunSource();
-    await start(source);
-    source.createRun({ id: "r" });
-    const { rec } = watch({ retryMs: 10 });
-    await untilEvent0(source, rec);
-
-    t.server.closeAllConnections();
+    const { rec } = await watchThenDrop(source);
     // The first envelope the reconnect misses is a state change: the replay starts with it.
     source.updateRun("r", { status: "running", completed_units: 1 });
     source.recordEvent("r", { type: "unit.progress", n: 1 });
@@ -157,12 +162,7 @@ describe("watchRun in Node, against a real server", () => {
 
   it("never delivers an envelope twice, even when the server replays one it already sent", async () => {
     const source = new OverlappingSource();
-    await start(source);
-    source.createRun({ id: "r" });
-    const { rec } = watch({ retryMs: 10 });
-    await untilEvent0(source, rec);
-
-    t.server.closeAllConnections();
+    const { rec } = await watchThenDrop(source);
     source.recordEvent("r", { type: "unit.progress", n: 1 });
     await eventually(() => rec.events.length === 2, "event 1 after the reconnect");
     source.recordEvent("r", { type: "unit.progress", n: 2 });
