@@ -79,3 +79,22 @@ export class Recorder {
     };
   }
 }
+
+/**
+ * The log of a `from: "start"` watch of run "r" whose log holds states 0 and 1 and events 0 and 1,
+ * dropped once and resumed, then event 2 and the complete: the log's own frames (no snapshot), each once.
+ */
+export function fromStartResumedLog(end: RunState["status"]): string[] {
+  return [
+    "status:live",
+    "state:r:0",
+    "event:r:0",
+    "state:r:1",
+    "event:r:1",
+    "status:reconnecting",
+    "status:live",
+    "event:r:2",
+    `complete:r:${end}`,
+    "status:closed",
+  ];
+}

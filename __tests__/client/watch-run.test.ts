@@ -1,8 +1,8 @@
 import type { Request } from "express";
-import { type RunWatcher, watchRun } from "../../lib/client";
+import { type RunOptions, type RunWatcher, watchRun } from "../../lib/client";
 import { type Envelope, MemoryRunSource, type MemoryRunSourceOptions, type SseRouterOptions } from "../../lib/index";
 import { eventually, serve, type TestServer } from "../helpers/server";
-import { Recorder, trackedEventSource } from "./harness";
+import { fromStartResumedLog, Recorder, trackedEventSource } from "./harness";
 
 /** A MemoryRunSource whose replay also sends again the envelope the client said it had: a buggy server's overlap. */
 class OverlappingSource extends MemoryRunSource {
@@ -48,6 +48,40 @@ describe("watchRun in Node, against a real server", () => {
     );
   }
 
+  /** Watches `path` on the test server with a fresh Recorder and a tracked EventSource; the watcher is closed after the test. */
+  function watch(
+    options: Omit<RunOptions, "EventSource"> = {},
+    path = "/api/runs/r/stream",
+  ): { rec: Recorder; es: ReturnType<typeof trackedEventSource>; w: RunWatcher } {
+    const rec = new Recorder();
+    const es = trackedEventSource();
+    const w = watchRun(`${t.url}${path}`, rec.run(), { EventSource: es.EventSource, ...options });
+    watcher = w;
+    return { rec, es, w };
+  }
+
+  /** Waits for run "r"'s snapshot, then records event 0 and waits for it: the watcher holds a cursor to resume from. */
+  async function untilEvent0(source: MemoryRunSource, rec: Recorder): Promise<void> {
+    await eventually(() => rec.states.length === 1, "the initial state");
+    source.recordEvent("r", { type: "unit.progress", n: 0 });
+    await eventually(() => rec.events.length === 1, "event 0");
+  }
+
+  /**
+   * Starts the server over `source` with run "r", watches it (retrying after 10 ms) until event 0,
+   * then drops every connection: the watcher must resume.
+   */
+  async function watchThenDrop(
+    source: MemoryRunSource,
+  ): Promise<{ rec: Recorder; es: ReturnType<typeof trackedEventSource>; w: RunWatcher }> {
+    await start(source);
+    source.createRun({ id: "r" });
+    const watched = watch({ retryMs: 10 });
+    await untilEvent0(source, watched.rec);
+    t.server.closeAllConnections();
+    return watched;
+  }
+
   afterEach(async () => {
     watcher?.close();
     watcher = undefined;
@@ -58,17 +92,15 @@ describe("watchRun in Node, against a real server", () => {
     const source = new MemoryRunSource();
     await start(source);
     source.createRun({ id: "r", total_units: 2, name: "deploy" });
-    const rec = new Recorder();
-    const es = trackedEventSource();
-    watcher = watchRun(`${t.url}/api/runs/r/stream`, rec.run(), { EventSource: es.EventSource });
-    expect(watcher.status).toBe("connecting");
+    const { rec, es, w } = watch();
+    expect(w.status).toBe("connecting");
     await eventually(() => rec.states.length === 1, "the initial state");
     expect(rec.states[0]).toMatchObject({ snapshot: true, id: source.lastId });
 
     source.recordEvent("r", { type: "unit.started", unit: "api", n: 1 });
     source.updateRun("r", { status: "running", completed_units: 1 });
     source.completeRun("r", { status: "completed", completed_units: 2 });
-    await eventually(() => watcher?.status === "closed", "the watcher to close after complete");
+    await eventually(() => w.status === "closed", "the watcher to close after complete");
 
     expect(rec.log).toEqual([
       "status:live",
@@ -79,7 +111,7 @@ describe("watchRun in Node, against a real server", () => {
       "status:closed",
     ]);
     // Merged: fields from the first state survive later frames.
-    expect(watcher.state).toMatchObject({ id: "r", status: "completed", completed_units: 2, name: "deploy" });
+    expect(w.state).toMatchObject({ id: "r", status: "completed", completed_units: 2, name: "deploy" });
     expect(rec.events[0]?.event).toMatchObject({ type: "unit.started", unit: "api", run_id: "r" });
     // A closed EventSource never reconnects: no request follows the complete.
     expect(es.instances.map((instance) => instance.readyState)).toEqual([2]);
@@ -89,16 +121,7 @@ describe("watchRun in Node, against a real server", () => {
 
   it("after the server drops it, reconnects by itself and delivers each missed event exactly once", async () => {
     const source = new MemoryRunSource();
-    await start(source);
-    source.createRun({ id: "r" });
-    const rec = new Recorder();
-    const es = trackedEventSource();
-    watcher = watchRun(`${t.url}/api/runs/r/stream`, rec.run(), { EventSource: es.EventSource, retryMs: 10 });
-    await eventually(() => rec.states.length === 1, "the initial state");
-    source.recordEvent("r", { type: "unit.progress", n: 0 });
-    await eventually(() => rec.events.length === 1, "event 0");
-
-    t.server.closeAllConnections();
+    const { rec, es, w } = await watchThenDrop(source);
     source.recordEvent("r", { type: "unit.progress", n: 1 });
     source.updateRun("r", { status: "running", completed_units: 1 });
     source.recordEvent("r", { type: "unit.progress", n: 2 });
@@ -110,7 +133,7 @@ describe("watchRun in Node, against a real server", () => {
     expect(new Set(rec.events.map((e) => e.id)).size).toBe(4);
     expect(rec.resyncs).toEqual([]);
     expect(rec.statuses).toEqual(["live", "reconnecting", "live"]);
-    expect(watcher.state).toMatchObject({ status: "running", completed_units: 1 });
+    expect(w.state).toMatchObject({ status: "running", completed_units: 1 });
     expect(requests.map((r) => r.lastEventId)).toEqual([undefined, rec.events[0]?.id]);
     // The watcher reconnects itself: the EventSource that dropped is closed, a new one resumes.
     expect(es.instances.map((instance) => instance.readyState)).toEqual([2, 1]);
@@ -118,15 +141,7 @@ describe("watchRun in Node, against a real server", () => {
 
   it("a resumed stream that starts with a replayed state is not a resync: no onResync, no snapshot", async () => {
     const source = new MemoryRunSource();
-    await start(source);
-    source.createRun({ id: "r" });
-    const rec = new Recorder();
-    watcher = watchRun(`${t.url}/api/runs/r/stream`, rec.run(), { ...trackedEventSource(), retryMs: 10 });
-    await eventually(() => rec.states.length === 1, "the initial state");
-    source.recordEvent("r", { type: "unit.progress", n: 0 });
-    await eventually(() => rec.events.length === 1, "event 0");
-
-    t.server.closeAllConnections();
+    const { rec } = await watchThenDrop(source);
     // The first envelope the reconnect misses is a state change: the replay starts with it.
     source.updateRun("r", { status: "running", completed_units: 1 });
     source.recordEvent("r", { type: "unit.progress", n: 1 });
@@ -147,16 +162,7 @@ describe("watchRun in Node, against a real server", () => {
 
   it("never delivers an envelope twice, even when the server replays one it already sent", async () => {
     const source = new OverlappingSource();
-    await start(source);
-    source.createRun({ id: "r" });
-    const rec = new Recorder();
-    const es = trackedEventSource();
-    watcher = watchRun(`${t.url}/api/runs/r/stream`, rec.run(), { EventSource: es.EventSource, retryMs: 10 });
-    await eventually(() => rec.states.length === 1, "the initial state");
-    source.recordEvent("r", { type: "unit.progress", n: 0 });
-    await eventually(() => rec.events.length === 1, "event 0");
-
-    t.server.closeAllConnections();
+    const { rec } = await watchThenDrop(source);
     source.recordEvent("r", { type: "unit.progress", n: 1 });
     await eventually(() => rec.events.length === 2, "event 1 after the reconnect");
     source.recordEvent("r", { type: "unit.progress", n: 2 });
@@ -171,12 +177,8 @@ describe("watchRun in Node, against a real server", () => {
     // The router's memory of recent frames off: it would serve what the log no longer holds.
     await start(source, { resumeCacheBytes: 0 });
     source.createRun({ id: "r", total_units: 5 });
-    const rec = new Recorder();
-    const es = trackedEventSource();
-    watcher = watchRun(`${t.url}/api/runs/r/stream`, rec.run(), { EventSource: es.EventSource });
-    await eventually(() => rec.states.length === 1, "the initial state");
-    source.recordEvent("r", { type: "unit.progress", n: 0 });
-    await eventually(() => rec.events.length === 1, "event 0");
+    const { rec, w } = watch();
+    await untilEvent0(source, rec);
 
     t.server.closeAllConnections();
     // More envelopes than the history keeps: the reconnect cannot be replayed.
@@ -201,7 +203,7 @@ describe("watchRun in Node, against a real server", () => {
     ]);
     // The snapshot frame carries its cursor: the newest envelope it reflects.
     expect(rec.states[1]?.id).toBe(cursor);
-    expect(watcher.state).toMatchObject({ status: "running", completed_units: 3, total_units: 5 });
+    expect(w.state).toMatchObject({ status: "running", completed_units: 3, total_units: 5 });
   });
 
   it('with from: "start", a late watcher gets the run\'s whole log in order, resumes after a drop without restarting, then live frames', async () => {
@@ -211,33 +213,16 @@ describe("watchRun in Node, against a real server", () => {
     source.recordEvent("r", { type: "unit.started", n: 0 });
     source.updateRun("r", { status: "running", completed_units: 1 });
     source.recordEvent("r", { type: "unit.progress", n: 1 });
-    const rec = new Recorder();
-    const es = trackedEventSource();
-    watcher = watchRun(`${t.url}/api/runs/r/stream`, rec.run(), {
-      EventSource: es.EventSource,
-      retryMs: 10,
-      from: "start",
-    });
+    const { rec, w } = watch({ retryMs: 10, from: "start" });
     await eventually(() => rec.events.length === 2, "the log");
     t.server.closeAllConnections();
     source.recordEvent("r", { type: "unit.progress", n: 2 });
     await eventually(() => rec.events.length === 3, "the event missed during the drop");
     source.completeRun("r", { status: "completed", completed_units: 3 });
-    await eventually(() => watcher?.status === "closed", "the complete");
+    await eventually(() => w.status === "closed", "the complete");
 
     // The log's own frames (no snapshot), each once; the reconnect resumed rather than restarted.
-    expect(rec.log).toEqual([
-      "status:live",
-      "state:r:0",
-      "event:r:0",
-      "state:r:1",
-      "event:r:1",
-      "status:reconnecting",
-      "status:live",
-      "event:r:2",
-      "complete:r:completed",
-      "status:closed",
-    ]);
+    expect(rec.log).toEqual(fromStartResumedLog("completed"));
     expect(rec.resyncs).toEqual([]);
     expect(requests.map((r) => r.lastEventId)).toEqual([undefined, rec.events[1]?.id]);
   });
@@ -248,9 +233,8 @@ describe("watchRun in Node, against a real server", () => {
     source.createRun({ id: "r" });
     source.recordEvent("r", { type: "unit.failed", n: 0 });
     source.completeRun("r", { status: "failed", completed_units: 0 });
-    const rec = new Recorder();
-    watcher = watchRun(`${t.url}/api/runs/r/stream`, rec.run(), { ...trackedEventSource(), from: "start" });
-    await eventually(() => watcher?.status === "closed", "the complete");
+    const { rec, w } = watch({ from: "start" });
+    await eventually(() => w.status === "closed", "the complete");
     expect(rec.log).toEqual(["status:live", "state:r:0", "event:r:0", "complete:r:failed", "status:closed"]);
   });
 
@@ -259,12 +243,10 @@ describe("watchRun in Node, against a real server", () => {
     await start(source);
     source.createRun({ id: "r" });
     source.completeRun("r", { status: "failed", completed_units: 0, reason: "boom" });
-    const rec = new Recorder();
-    const es = trackedEventSource();
-    watcher = watchRun(`${t.url}/api/runs/r/stream`, rec.run(), { EventSource: es.EventSource });
-    await eventually(() => watcher?.status === "closed", "the watcher to close");
+    const { rec, es, w } = watch();
+    await eventually(() => w.status === "closed", "the watcher to close");
     expect(rec.log).toEqual(["status:live", "state:r:0:snapshot", "complete:r:failed", "status:closed"]);
-    expect(watcher.state).toMatchObject({ status: "failed", reason: "boom" });
+    expect(w.state).toMatchObject({ status: "failed", reason: "boom" });
     expect(es.instances.map((instance) => instance.readyState)).toEqual([2]);
   });
 
@@ -272,12 +254,8 @@ describe("watchRun in Node, against a real server", () => {
     const source = new MemoryRunSource();
     await start(source);
     source.createRun({ id: "r" });
-    const rec = new Recorder();
-    const es = trackedEventSource();
-    watcher = watchRun(`${t.url}/api/runs/r/stream`, rec.run(), { EventSource: es.EventSource, retryMs: 5 });
-    await eventually(() => rec.states.length === 1, "the initial state");
-    source.recordEvent("r", { type: "unit.progress", n: 0 });
-    await eventually(() => rec.events.length === 1, "event 0");
+    const { rec, es } = watch({ retryMs: 5 });
+    await untilEvent0(source, rec);
 
     refuseNext = 1;
     t.server.closeAllConnections();
@@ -295,10 +273,8 @@ describe("watchRun in Node, against a real server", () => {
 
   it("closes with stream_refused when the server refuses the stream for good (404)", async () => {
     await start(new MemoryRunSource());
-    const rec = new Recorder();
-    const es = trackedEventSource();
-    watcher = watchRun(`${t.url}/api/runs/nope/stream`, rec.run(), { EventSource: es.EventSource });
-    await eventually(() => watcher?.status === "closed", "the watcher to close");
+    const { rec, w } = watch({}, "/api/runs/nope/stream");
+    await eventually(() => w.status === "closed", "the watcher to close");
     expect(rec.errors.map((e) => [e.code, e.status])).toEqual([["stream_refused", 404]]);
     expect(rec.statuses).toEqual(["closed"]);
     expect(requests).toHaveLength(1);
@@ -309,13 +285,11 @@ describe("watchRun in Node, against a real server", () => {
     await start(source);
     refuseNext = 1;
     source.createRun({ id: "r" });
-    const rec = new Recorder();
-    const es = trackedEventSource();
     // A long first delay: the test closes the watcher while it waits.
-    watcher = watchRun(`${t.url}/api/runs/r/stream`, rec.run(), { EventSource: es.EventSource, retryMs: 60_000 });
-    await eventually(() => watcher?.status === "reconnecting", "the failed first attempt");
-    watcher.close();
-    expect(watcher.status).toBe("closed");
+    const { rec, es, w } = watch({ retryMs: 60_000 });
+    await eventually(() => w.status === "reconnecting", "the failed first attempt");
+    w.close();
+    expect(w.status).toBe("closed");
     expect(rec.statuses).toEqual(["reconnecting", "closed"]);
     expect(es.instances).toHaveLength(1);
     expect(es.instances[0]?.readyState).toBe(2);

@@ -10,14 +10,13 @@ import {
   adminClient,
   Collector,
   connectionsNamed,
-  deleteKeys,
   describeRedis,
   eventually,
   expectedIoredisMajor,
   FaultyProxy,
-  newPrefix,
   REDIS_URL,
   readLog,
+  sourcesPerTest,
   within,
 } from "./support";
 
@@ -166,31 +165,8 @@ describe("the runcast/redis entry", () => {
 });
 
 describeRedis("RedisRunSource", () => {
-  const prefix = newPrefix("contract");
-  let admin: Redis;
-  const sources: RedisRunSource[] = [];
-  let count = 0;
-
-  /** A source with keys of its own; closed after the test. */
-  const source = (options: RedisRunSourceOptions = {}): RedisRunSource => {
-    const where = options.redis === undefined ? { url: REDIS_URL } : {};
-    const created = new RedisRunSource({ ...where, prefix: `${prefix}:${count++}`, ...options });
-    sources.push(created);
-    return created;
-  };
-
-  beforeAll(() => {
-    admin = adminClient();
-  });
-
-  afterEach(async () => {
-    await Promise.all(sources.splice(0).map((s) => s.close()));
-  });
-
-  afterAll(async () => {
-    await deleteKeys(admin, prefix);
-    await admin.quit();
-  });
+  const suite = sourcesPerTest("contract");
+  const { prefix, source } = suite;
 
   it.each(CALLS)("%s: the same outcome as MemoryRunSource", async (_name, call) => {
     const memory = new MemoryRunSource();
@@ -290,8 +266,8 @@ describeRedis("RedisRunSource", () => {
     expect(await redis.getCompletion("r2")).toBeUndefined();
     expect((await redis.getRun("r1"))?.status).toBe("completed");
     expect((await redis.getCompletion("r3"))?.type).toBe("complete");
-    expect(await admin.exists(`${redis.prefix}:run:{r2}`, `${redis.prefix}:log:{r2}`)).toBe(0);
-    expect(await admin.exists(`${redis.prefix}:run:{r1}`, `${redis.prefix}:log:{r1}`)).toBe(2);
+    expect(await suite.admin.exists(`${redis.prefix}:run:{r2}`, `${redis.prefix}:log:{r2}`)).toBe(0);
+    expect(await suite.admin.exists(`${redis.prefix}:run:{r1}`, `${redis.prefix}:log:{r1}`)).toBe(2);
   });
 
   it("gives a snapshot whose cursor is the newest envelope it reflects, read atomically with the states", async () => {
@@ -299,7 +275,7 @@ describeRedis("RedisRunSource", () => {
     expect(await redis.snapshot()).toEqual({ states: [], cursor: undefined });
     const created = await redis.createRun({ id: "job" });
     const snap = await redis.snapshot("job");
-    expect(snap).toEqual({ states: [created], cursor: (await readLog(admin, redis.prefix))[0]?.id });
+    expect(snap).toEqual({ states: [created], cursor: (await readLog(suite.admin, redis.prefix))[0]?.id });
     expect(await redis.snapshot("unknown")).toBeUndefined();
     expect(await redis.snapshot("bad id")).toBeUndefined();
 
@@ -311,7 +287,7 @@ describeRedis("RedisRunSource", () => {
       if (i % 5 === 0) snapshots.push(redis.snapshot("job"));
     }
     await Promise.all(updates);
-    const log = await readLog(admin, redis.prefix);
+    const log = await readLog(suite.admin, redis.prefix);
     const unitsAt = new Map(log.map((entry) => [entry.id, entry.data.completed_units]));
     for (const taken of (await Promise.all(snapshots)) as { states: { completed_units: number }[]; cursor: string }[]) {
       expect(unitsAt.get(taken.cursor)).toBe(taken.states[0]?.completed_units);
@@ -353,7 +329,7 @@ describeRedis("RedisRunSource", () => {
     await redis.createRun({ id: "job" });
     const written: Envelope[] = [];
     for (let i = 0; i < 600; i++) written.push(await redis.recordEvent("job", { type: "unit.progress", seq: i }));
-    const length = await admin.xlen(`${redis.prefix}:log`);
+    const length = await suite.admin.xlen(`${redis.prefix}:log`);
     expect(length).toBeLessThan(600);
     expect(await redis.replay(written[0]?.id as string)).toBeNull();
     expect(await redis.replay(written[589]?.id as string)).toEqual(written.slice(590));
@@ -386,7 +362,7 @@ describeRedis("RedisRunSource", () => {
     await second.until(1);
     expect(first).toEqual(second.items);
     expect(errors).toEqual([{ phase: "listener" }]);
-    expect(await connectionsNamed(admin, `${redis.prefix}:reader`)).toHaveLength(1);
+    expect(await connectionsNamed(suite.admin, `${redis.prefix}:reader`)).toHaveLength(1);
     stopFirst();
     stopSecond();
     // A later subscriber gets the next envelope; the two that left do not.
@@ -415,9 +391,9 @@ describeRedis("RedisRunSource", () => {
       expect(proxy.connections).toBe(2);
       expect(proxy.sent.split("unit.once").length - 1).toBe(2);
       // ... yet the event is recorded once, under the id the caller got.
-      const events = (await readLog(admin, redis.prefix)).filter((entry) => entry.type === "event");
+      const events = (await readLog(suite.admin, redis.prefix)).filter((entry) => entry.type === "event");
       expect(events.map((entry) => entry.id)).toEqual([envelope.id]);
-      const inRunLog = (await readLog(admin, redis.prefix, "job")).filter((entry) => entry.type === "event");
+      const inRunLog = (await readLog(suite.admin, redis.prefix, "job")).filter((entry) => entry.type === "event");
       expect(inRunLog.map((entry) => entry.id)).toEqual([envelope.id]);
       expect(errors.some((message) => message.includes("lost the commands connection"))).toBe(true);
     } finally {
@@ -439,7 +415,11 @@ describeRedis("RedisRunSource", () => {
       expect(await redis.snapshot()).toEqual({ states: [created], cursor: event.id });
       expect(await redis.replay(seen.items[0]?.id as string, "job")).toEqual([event]);
       expect(
-        await admin.exists(`${prefix}:app:jobs:run:{job}`, `${prefix}:app:jobs:log:{job}`, `${prefix}:app:jobs:log`),
+        await suite.admin.exists(
+          `${prefix}:app:jobs:run:{job}`,
+          `${prefix}:app:jobs:log:{job}`,
+          `${prefix}:app:jobs:log`,
+        ),
       ).toBe(3);
     } finally {
       await client.quit();
@@ -488,14 +468,14 @@ describeRedis("RedisRunSource", () => {
       const unsubscribe = redis.subscribe(() => {});
       await redis.createRun({ id: "job" });
       await redis.snapshot();
-      expect(await connectionsNamed(admin, `${redis.prefix}:commands`)).toHaveLength(1);
-      expect(await connectionsNamed(admin, `${redis.prefix}:reader`)).toHaveLength(1);
+      expect(await connectionsNamed(suite.admin, `${redis.prefix}:commands`)).toHaveLength(1);
+      expect(await connectionsNamed(suite.admin, `${redis.prefix}:reader`)).toHaveLength(1);
       unsubscribe();
       await redis.close();
       await eventually(
         async () =>
-          (await connectionsNamed(admin, `${redis.prefix}:commands`)).length +
-            (await connectionsNamed(admin, `${redis.prefix}:reader`)).length ===
+          (await connectionsNamed(suite.admin, `${redis.prefix}:commands`)).length +
+            (await connectionsNamed(suite.admin, `${redis.prefix}:reader`)).length ===
           0,
         "the connections to go",
         5_000,

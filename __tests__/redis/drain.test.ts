@@ -1,16 +1,14 @@
-import type { Redis } from "ioredis";
 import { SseStream } from "../helpers/sse";
 import {
-  adminClient,
-  deleteKeys,
+  type Deployment,
+  deploy,
   describeRedis,
   expectFullRun,
   expectRecordedOnce,
-  Fixture,
+  type Fixture,
   newPrefix,
-  REDIS_URL,
   readLog,
-  startServers,
+  stopDeployment,
 } from "./support";
 
 jest.setTimeout(60_000);
@@ -21,27 +19,23 @@ const CLIENTS = 30;
 
 describeRedis("a deploy: one process drains, its clients resume on another", () => {
   const prefix = newPrefix("drain");
-  const env = { REDIS_URL, RUNCAST_PREFIX: prefix };
-  let admin: Redis;
-  let servers: Fixture[] = [];
-  let writer: Fixture | undefined;
+  let deployment: Deployment | undefined;
   const streams: SseStream[] = [];
 
   beforeAll(async () => {
-    admin = adminClient();
-    [servers, writer] = await Promise.all([startServers(2, env), Fixture.start("writer.ts", "writer", env)]);
+    deployment = await deploy(prefix, 2);
   }, 60_000);
 
   afterAll(async () => {
     for (const stream of streams.splice(0)) stream.close();
-    await Promise.all([...servers, writer].map((fixture) => fixture?.stop()));
-    await deleteKeys(admin, prefix);
-    await admin.quit();
+    await stopDeployment(deployment);
+    await deployment?.admin.quit();
   }, 30_000);
 
   it("close({ drainMs }) ends the streams spread over the window while events flow; each resumes elsewhere with no loss or duplicate", async () => {
+    const { servers, writer, admin } = deployment as Deployment;
     const [leaving, staying] = servers as [Fixture, Fixture];
-    const write = <T>(op: string, ...args: unknown[]): Promise<T> => (writer as Fixture).request<T>(op, ...args);
+    const write = <T>(op: string, ...args: unknown[]): Promise<T> => writer.request<T>(op, ...args);
     await write("createRun", { id: "deploy" });
     const open = async (server: Fixture, headers: Record<string, string> = {}): Promise<SseStream> => {
       const stream = await SseStream.open(`${server.url}/api/runs/deploy/stream`, headers);

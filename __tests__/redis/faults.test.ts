@@ -1,50 +1,30 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import type { Redis } from "ioredis";
 import { SseStream } from "../helpers/sse";
 import {
-  adminClient,
-  deleteKeys,
+  type Deployment,
   delivered,
+  deploy,
   describeRedis,
   expectedAfter,
   expectFullRun,
   expectRecordedOnce,
-  Fixture,
   freePort,
   killConnections,
   newPrefix,
-  REDIS_URL,
   RedisServerProcess,
   readLog,
-  startServers,
+  stopDeployment,
 } from "./support";
 
 jest.setTimeout(90_000);
 
 const WAIT_MS = 30_000;
 
-/** Two servers and a writer on one Redis, and the clients watching one run on them. */
-interface Deployment {
-  servers: Fixture[];
-  writer: Fixture;
-  admin: Redis;
-  prefix: string;
-}
-
-async function deploy(url: string, label: string): Promise<Deployment> {
-  const prefix = newPrefix(label);
-  const env = { REDIS_URL: url, RUNCAST_PREFIX: prefix };
-  const [servers, writer] = await Promise.all([startServers(2, env), Fixture.start("writer.ts", "writer", env)]);
-  return { servers, writer, admin: adminClient(url), prefix };
-}
-
 async function tearDown(deployment: Deployment | undefined): Promise<void> {
-  if (deployment === undefined) return;
-  await Promise.all([...deployment.servers, deployment.writer].map((fixture) => fixture.stop()));
-  await deleteKeys(deployment.admin, deployment.prefix);
-  deployment.admin.disconnect();
+  await stopDeployment(deployment);
+  deployment?.admin.disconnect();
 }
 
 /**
@@ -99,7 +79,7 @@ describeRedis("faults while clients watch a run", () => {
     let deployment: Deployment | undefined;
 
     beforeAll(async () => {
-      deployment = await deploy(REDIS_URL, "faults-kill");
+      deployment = await deploy(newPrefix("faults-kill"), 2);
     }, 60_000);
 
     afterAll(() => tearDown(deployment), 30_000);
@@ -136,7 +116,7 @@ describeRedis("faults while clients watch a run", () => {
       dir = await mkdtemp(path.join(os.tmpdir(), "runcast-redis-"));
       redis = new RedisServerProcess(await freePort(), dir);
       await redis.start();
-      deployment = await deploy(redis.url, "faults-restart");
+      deployment = await deploy(newPrefix("faults-restart"), 2, redis.url);
     }, 60_000);
 
     afterAll(async () => {

@@ -1,8 +1,8 @@
-import { EventSource } from "eventsource";
 import type { Redis } from "ioredis";
 import request from "supertest";
 import type { SseRouterOptions } from "../../lib/index";
 import { RedisRunSource, type RedisRunSourceOptions } from "../../lib/redis";
+import { browserStream } from "../helpers/browser-stream";
 import { eventually as eventuallyTrue, serve, type TestServer } from "../helpers/server";
 import { SseStream } from "../helpers/sse";
 import { adminClient, deleteKeys, describeRedis, eventually, newPrefix, REDIS_URL, readLog } from "./support";
@@ -189,13 +189,7 @@ describeRedis("run logs through the router on RedisRunSource", () => {
     const { source, t } = await deploy();
     await source.createRun({ id: "r" });
     for (let i = 0; i < 5; i++) await source.recordEvent("r", { type: "unit.progress", n: i });
-    const seen: Array<[string, string]> = [];
-    const requests: Array<string | undefined> = [];
-    t.server.on("request", (req) => requests.push(req.headers["last-event-id"] as string | undefined));
-    const es = new EventSource(`${t.url}/api/runs/r/stream?from=start`);
-    for (const type of ["state", "event", "complete"]) {
-      es.addEventListener(type, (e) => seen.push([type, (e as MessageEvent).lastEventId]));
-    }
+    const { es, seen, requests } = browserStream(t, "/api/runs/r/stream?from=start");
     try {
       await eventuallyTrue(() => seen.length === 6, "the run's log");
       t.server.closeAllConnections();

@@ -1,8 +1,8 @@
 import type { Redis } from "ioredis";
-import { RedisRunSource, type RedisRunSourceOptions } from "../../lib/redis";
+import type { RedisRunSource } from "../../lib/redis";
 import type { Envelope } from "../../lib/schema";
 import type { LogGap, LogPage } from "../../lib/source";
-import { adminClient, deleteKeys, describeRedis, eventually, newPrefix, REDIS_URL, readLog, within } from "./support";
+import { describeRedis, eventually, readLog, sourcesPerTest, within } from "./support";
 
 jest.setTimeout(30_000);
 
@@ -25,16 +25,8 @@ async function keyspace(redis: Redis, prefix: string): Promise<Map<string, numbe
 }
 
 describeRedis("RedisRunSource run logs", () => {
-  const prefix = newPrefix("run-logs");
-  let admin: Redis;
-  const sources: RedisRunSource[] = [];
-  let count = 0;
-
-  const source = (options: RedisRunSourceOptions = {}): RedisRunSource => {
-    const created = new RedisRunSource({ url: REDIS_URL, prefix: `${prefix}:${count++}`, ...options });
-    sources.push(created);
-    return created;
-  };
+  const suite = sourcesPerTest("run-logs");
+  const { source } = suite;
 
   /** A run with `events` events, every envelope it got in order. */
   const runWith = async (redis: RedisRunSource, runId: string, events: number): Promise<Envelope[]> => {
@@ -43,19 +35,6 @@ describeRedis("RedisRunSource run logs", () => {
     for (let seq = 0; seq < events; seq++) log.push(await redis.recordEvent(runId, { type: "unit.progress", seq }));
     return log;
   };
-
-  beforeAll(() => {
-    admin = adminClient();
-  });
-
-  afterEach(async () => {
-    await Promise.all(sources.splice(0).map((s) => s.close()));
-  });
-
-  afterAll(async () => {
-    await deleteKeys(admin, prefix);
-    await admin.quit();
-  });
 
   it("reads a run's log from its first state in pages, then after any of its ids, under the global feed's ids", async () => {
     const redis = source();
@@ -90,7 +69,7 @@ describeRedis("RedisRunSource run logs", () => {
     expect(await redis.readLog({ runId: "a", after: complete.id, limit: 3 })).toEqual({ envelopes: [] });
 
     // Every entry of the run's log is the global feed's entry of the same id.
-    const feed = new Map((await readLog(admin, redis.prefix)).map((entry) => [entry.id, entry]));
+    const feed = new Map((await readLog(suite.admin, redis.prefix)).map((entry) => [entry.id, entry]));
     for (const envelope of [...first, ...rest]) {
       expect(feed.get(envelope.id as string)).toMatchObject({ type: envelope.type, runId: "a", data: envelope.data });
     }
@@ -126,7 +105,7 @@ describeRedis("RedisRunSource run logs", () => {
     const redis = source({ maxRunLogSize: 5 });
     const before = await runWith(redis, "before", 1);
     const a = await runWith(redis, "a", 20);
-    expect(await admin.xlen(`${redis.prefix}:log:{a}`)).toBe(5);
+    expect(await suite.admin.xlen(`${redis.prefix}:log:{a}`)).toBe(5);
     expect(await redis.readLog({ runId: "a", limit: 10 })).toEqual({ gap: "trimmed" });
     for (const gone of [a[0], a[1], a[15]]) {
       expect(await redis.readLog({ runId: "a", after: gone?.id, limit: 10 })).toEqual({ gap: "trimmed" });
@@ -146,7 +125,7 @@ describeRedis("RedisRunSource run logs", () => {
       }
     }
     await Promise.all(busy);
-    expect(await admin.xlen(`${redis.prefix}:log`)).toBeLessThan(500);
+    expect(await suite.admin.xlen(`${redis.prefix}:log`)).toBeLessThan(500);
     expect(pageOf(await redis.readLog({ runId: "quiet", limit: 1000 }))).toEqual(quiet);
     // The feed no longer reaches back to the quiet run's envelopes: a global resume from there is trimmed.
     expect(await redis.readLog({ after: quiet[1]?.id, limit: 10 })).toEqual({ gap: "trimmed" });
@@ -157,7 +136,7 @@ describeRedis("RedisRunSource run logs", () => {
     const redis = source({ historySize: 10 });
     expect(await redis.readLog({ after: "1-0", limit: 10 })).toEqual({ gap: "unknown_id" });
     const a = await runWith(redis, "a", 200);
-    const feed = await readLog(admin, redis.prefix);
+    const feed = await readLog(suite.admin, redis.prefix);
     const oldest = feed[0]?.id as string;
     const index = a.findIndex((e) => e.id === oldest);
     expect(pageOf(await redis.readLog({ after: oldest, limit: 3 }))).toEqual(a.slice(index + 1, index + 4));
@@ -205,7 +184,7 @@ describeRedis("RedisRunSource run logs", () => {
 
     // MONITOR shows the commands scripts run too ("lua"); other suites share this Redis, so
     // only commands naming this source's keys count.
-    const monitor = await admin.monitor();
+    const monitor = await suite.admin.monitor();
     const commands: string[][] = [];
     monitor.on("monitor", (_time: string, args: string[], source: string) => {
       const ours = args.some((arg) => arg.includes(redis.prefix));
@@ -261,7 +240,7 @@ describeRedis("RedisRunSource run logs", () => {
     await runWith(redis, "active-1", 15);
     await runWith(redis, "active-2", 2);
 
-    const keys = await keyspace(admin, p);
+    const keys = await keyspace(suite.admin, p);
     const writeKeys = [...keys.keys()].filter((key) => key.startsWith(`${p}:write:{`));
     expect(writeKeys.length).toBe(8 * 17 + 16 + 3);
     for (const key of writeKeys) {
@@ -281,15 +260,15 @@ describeRedis("RedisRunSource run logs", () => {
       expect(rest.get(key)).toBeLessThanOrEqual(5_000);
     }
     for (const key of [...activeKeys, ...globalKeys]) expect([key, rest.get(key)]).toEqual([key, -1]);
-    for (const r of [5, 6, 7]) expect(await admin.xlen(`${p}:log:{done-${r}}`)).toBe(10);
-    expect(await admin.xlen(`${p}:log:{active-1}`)).toBe(10);
-    expect(await admin.xlen(`${p}:log:{active-2}`)).toBe(3);
-    expect(await admin.zrange(`${p}:finished`, "0", "-1")).toEqual(["done-5", "done-6", "done-7"]);
+    for (const r of [5, 6, 7]) expect(await suite.admin.xlen(`${p}:log:{done-${r}}`)).toBe(10);
+    expect(await suite.admin.xlen(`${p}:log:{active-1}`)).toBe(10);
+    expect(await suite.admin.xlen(`${p}:log:{active-2}`)).toBe(3);
+    expect(await suite.admin.zrange(`${p}:finished`, "0", "-1")).toEqual(["done-5", "done-6", "done-7"]);
 
     // The finished runs expire whole, and so do the write ids: only the active runs and the
     // global keys stay (the finished set lists the expired runs until the next completeRun).
     await eventually(
-      async () => (await keyspace(admin, p)).size === activeKeys.length + globalKeys.length,
+      async () => (await keyspace(suite.admin, p)).size === activeKeys.length + globalKeys.length,
       "finished runs and write ids to expire",
       20_000,
     );
@@ -297,7 +276,7 @@ describeRedis("RedisRunSource run logs", () => {
     expect(await redis.readLog({ runId: "done-7", limit: 5 })).toBeUndefined();
     expect(await redis.getCompletion("done-7")).toBeUndefined();
     await redis.completeRun("active-2", { status: "completed" });
-    expect(await admin.zrange(`${p}:finished`, "0", "-1")).toEqual(["active-2"]);
+    expect(await suite.admin.zrange(`${p}:finished`, "0", "-1")).toEqual(["active-2"]);
     // A run id used again after its run expired is a new run with a log of its own.
     const again = await within(runWith(redis, "done-7", 1), "the new run", 5_000);
     expect(pageOf(await redis.readLog({ runId: "done-7", limit: 10 }))).toEqual(again);

@@ -1,20 +1,18 @@
-import type { Redis } from "ioredis";
 import { compareEnvelopeIds } from "../../lib/source";
 import { SseStream } from "../helpers/sse";
 import {
-  adminClient,
   connectionsNamed,
-  deleteKeys,
+  type Deployment,
   delivered,
+  deploy,
   describeRedis,
   expectedAfter,
   expectFullRun,
   expectRecordedOnce,
-  Fixture,
+  type Fixture,
   newPrefix,
-  REDIS_URL,
   readLog,
-  startServers,
+  stopDeployment,
 } from "./support";
 
 jest.setTimeout(60_000);
@@ -23,10 +21,7 @@ const WAIT_MS = 20_000;
 
 describeRedis("several Express processes sharing one Redis", () => {
   const prefix = newPrefix("scale-out");
-  const env = { REDIS_URL, RUNCAST_PREFIX: prefix };
-  let admin: Redis;
-  let servers: Fixture[] = [];
-  let writer: Fixture | undefined;
+  let deployment: Deployment | undefined;
   const streams: SseStream[] = [];
 
   const runStream = async (server: Fixture, runId: string, headers: Record<string, string> = {}) => {
@@ -39,12 +34,12 @@ describeRedis("several Express processes sharing one Redis", () => {
     streams.push(stream);
     return stream;
   };
-  const write = <T>(op: string, ...args: unknown[]): Promise<T> => (writer as Fixture).request<T>(op, ...args);
-  const server = (i: number): Fixture => servers[i] as Fixture;
+  const d = (): Deployment => deployment as Deployment;
+  const write = <T>(op: string, ...args: unknown[]): Promise<T> => d().writer.request<T>(op, ...args);
+  const server = (i: number): Fixture => d().servers[i] as Fixture;
 
   beforeAll(async () => {
-    admin = adminClient();
-    [servers, writer] = await Promise.all([startServers(3, env), Fixture.start("writer.ts", "writer", env)]);
+    deployment = await deploy(prefix, 3);
   }, 60_000);
 
   afterEach(() => {
@@ -52,9 +47,8 @@ describeRedis("several Express processes sharing one Redis", () => {
   });
 
   afterAll(async () => {
-    await Promise.all([...servers, writer].map((fixture) => fixture?.stop()));
-    await deleteKeys(admin, prefix);
-    await admin.quit();
+    await stopDeployment(deployment);
+    await deployment?.admin.quit();
   }, 30_000);
 
   it("clients spread over three servers each receive every envelope of their run once, in order", async () => {
@@ -75,11 +69,11 @@ describeRedis("several Express processes sharing one Redis", () => {
     await Promise.all(globals.map((stream) => stream.frameCount(2, WAIT_MS)));
 
     // However many clients a process serves, it holds one command and one reader connection.
-    const extra = await Promise.all(servers.flatMap((s) => Array.from({ length: 10 }, () => globalStream(s))));
+    const extra = await Promise.all(d().servers.flatMap((s) => Array.from({ length: 10 }, () => globalStream(s))));
     await Promise.all(extra.map((stream) => stream.frameCount(2, WAIT_MS)));
-    for (const s of servers) expect(await s.request<number>("clientCount")).toBe(14);
-    expect(await connectionsNamed(admin, `${prefix}:commands`)).toHaveLength(4); // three servers and the writer
-    expect(await connectionsNamed(admin, `${prefix}:reader`)).toHaveLength(3); // the writer never subscribes
+    for (const s of d().servers) expect(await s.request<number>("clientCount")).toBe(14);
+    expect(await connectionsNamed(d().admin, `${prefix}:commands`)).toHaveLength(4); // three servers and the writer
+    expect(await connectionsNamed(d().admin, `${prefix}:reader`)).toHaveLength(3); // the writer never subscribes
 
     await write("burst", ["spread-a", "spread-b"], 0, 40, 10);
     await write("completeRun", "spread-a", { status: "completed", completed_units: 40 });
@@ -89,7 +83,7 @@ describeRedis("several Express processes sharing one Redis", () => {
       globals.map((stream) => stream.until(() => stream.of("complete").length === 2, "both completes", WAIT_MS)),
     );
 
-    const log = await readLog(admin, prefix);
+    const log = await readLog(d().admin, prefix);
     expectRecordedOnce(log, "spread-a", 40);
     expectRecordedOnce(log, "spread-b", 40);
     for (const [runId, streamsOfRun] of perRun) {
@@ -119,7 +113,7 @@ describeRedis("several Express processes sharing one Redis", () => {
     await write("completeRun", "hop", { status: "completed" });
     await second.end(WAIT_MS);
 
-    const log = await readLog(admin, prefix);
+    const log = await readLog(d().admin, prefix);
     expectRecordedOnce(log, "hop", 25);
     expect(second.frames[0]?.json.seq).toBe(10); // no snapshot: the missed frames come first
     expectFullRun(second.frames, log, "hop", lastSeen);
@@ -135,12 +129,12 @@ describeRedis("several Express processes sharing one Redis", () => {
     await watcher.frameCount(1, WAIT_MS);
     const burst = write("burst", ["join"], 0, 300, 7);
     await watcher.until(() => watcher.of("event").length >= 30, "30 events", WAIT_MS);
-    const joiners = await Promise.all(servers.flatMap((s) => [runStream(s, "join"), runStream(s, "join")]));
+    const joiners = await Promise.all(d().servers.flatMap((s) => [runStream(s, "join"), runStream(s, "join")]));
     await burst;
     await write("completeRun", "join", { status: "completed", completed_units: 300 });
     await Promise.all([watcher, ...joiners].map((stream) => stream.end(WAIT_MS)));
 
-    const log = await readLog(admin, prefix);
+    const log = await readLog(d().admin, prefix);
     expectRecordedOnce(log, "join", 300);
     for (const stream of [watcher, ...joiners]) {
       expectFullRun(stream.frames, log, "join");

@@ -4,6 +4,7 @@ import { readdir, rm } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
 import { Redis } from "ioredis";
+import { RedisRunSource, type RedisRunSourceOptions } from "../../lib/redis";
 import { compareEnvelopeIds } from "../../lib/source";
 import type { SseFrame } from "../helpers/sse";
 
@@ -73,6 +74,55 @@ export async function deleteKeys(redis: Redis, prefix: string): Promise<void> {
     cursor = next;
     if (keys.length > 0) await redis.del(...keys);
   } while (cursor !== "0");
+}
+
+/** A suite's RedisRunSources, each with keys of its own under the suite's prefix, and an admin connection. */
+export interface SuiteSources {
+  /** The suite's key prefix; each source's keys are under `<prefix>:<n>`. */
+  readonly prefix: string;
+  /** The admin connection (open from `beforeAll` to `afterAll`). */
+  readonly admin: Redis;
+  /** A new source, on {@link REDIS_URL} unless `options.redis` is given; closed after the test. */
+  source(options?: RedisRunSourceOptions): RedisRunSource;
+}
+
+/**
+ * Sets up a suite whose tests create their own sources (call it in the `describe` body): the
+ * sources are closed after each test, and every key under the suite's prefix deleted after all.
+ */
+export function sourcesPerTest(label: string): SuiteSources {
+  const prefix = newPrefix(label);
+  let admin: Redis | undefined;
+  const sources: RedisRunSource[] = [];
+  let count = 0;
+
+  beforeAll(() => {
+    admin = adminClient();
+  });
+
+  afterEach(async () => {
+    await Promise.all(sources.splice(0).map((s) => s.close()));
+  });
+
+  afterAll(async () => {
+    if (admin === undefined) return;
+    await deleteKeys(admin, prefix);
+    await admin.quit();
+  });
+
+  return {
+    prefix,
+    get admin(): Redis {
+      if (admin === undefined) throw new Error("the admin connection opens in beforeAll");
+      return admin;
+    },
+    source(options = {}) {
+      const where = options.redis === undefined ? { url: REDIS_URL } : {};
+      const created = new RedisRunSource({ ...where, prefix: `${prefix}:${count++}`, ...options });
+      sources.push(created);
+      return created;
+    },
+  };
 }
 
 /** Ids of the connections named `name` (the source names its own `<prefix>:commands` and `<prefix>:reader`). */
@@ -298,6 +348,28 @@ export class Fixture {
 /** Starts `count` SSE servers (fixtures/server.ts) sharing one Redis and prefix. */
 export function startServers(count: number, env: Record<string, string>): Promise<Fixture[]> {
   return Promise.all(Array.from({ length: count }, (_, i) => Fixture.start("server.ts", `server ${i + 1}`, env)));
+}
+
+/** SSE servers and a writer sharing one Redis under one prefix, and an admin connection to that Redis. */
+export interface Deployment {
+  servers: Fixture[];
+  writer: Fixture;
+  admin: Redis;
+  prefix: string;
+}
+
+/** Starts `count` SSE servers and a writer (fixtures/writer.ts) on the Redis at `url`, under `prefix`. */
+export async function deploy(prefix: string, count: number, url = REDIS_URL): Promise<Deployment> {
+  const env = { REDIS_URL: url, RUNCAST_PREFIX: prefix };
+  const [servers, writer] = await Promise.all([startServers(count, env), Fixture.start("writer.ts", "writer", env)]);
+  return { servers, writer, admin: adminClient(url), prefix };
+}
+
+/** Stops a deployment's processes and deletes its keys; closing its admin connection is left to the caller. */
+export async function stopDeployment(deployment: Deployment | undefined): Promise<void> {
+  if (deployment === undefined) return;
+  await Promise.all([...deployment.servers, deployment.writer].map((fixture) => fixture.stop()));
+  await deleteKeys(deployment.admin, deployment.prefix);
 }
 
 // ---- a throwaway Redis ----------------------------------------------------------------------

@@ -1,6 +1,6 @@
-import { EventSource } from "eventsource";
 import request from "supertest";
 import { type Envelope, MemoryRunSource, type RunEventSource, type RunState } from "../../lib/index";
+import { browserStream } from "../helpers/browser-stream";
 import { eventually, serve, type TestServer } from "../helpers/server";
 import { BareSource } from "../helpers/sources";
 import { SseStream } from "../helpers/sse";
@@ -143,13 +143,7 @@ describe("run logs: a run's whole history from ?from=start, and the resume outco
   it("a browser's reconnect of a from=start stream (same URL plus Last-Event-ID) resumes and does not restart", async () => {
     source.createRun({ id: "r" });
     for (let i = 0; i < 5; i++) source.recordEvent("r", { type: "unit.progress", n: i });
-    const seen: Array<[string, string]> = [];
-    const requests: Array<string | undefined> = [];
-    t.server.on("request", (req) => requests.push(req.headers["last-event-id"] as string | undefined));
-    const es = new EventSource(`${t.url}/api/runs/r/stream?from=start`);
-    for (const type of ["state", "event", "complete"]) {
-      es.addEventListener(type, (e) => seen.push([type, (e as MessageEvent).lastEventId]));
-    }
+    const { es, seen, requests } = browserStream(t, "/api/runs/r/stream?from=start");
     try {
       await eventually(() => seen.length === 6, "the run's log");
       // The server drops every connection; EventSource reconnects by itself with Last-Event-ID.

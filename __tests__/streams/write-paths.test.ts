@@ -3,7 +3,7 @@ import { type AddressInfo, connect, type Socket } from "node:net";
 import { createGunzip, createGzip, type Gunzip, constants as zlibConstants } from "node:zlib";
 import { createParser, type EventSourceMessage } from "eventsource-parser";
 import type express from "express";
-import { MemoryRunSource } from "../../lib/index";
+import { MemoryRunSource, type SseRouterOptions } from "../../lib/index";
 import { eventually, serve, type TestServer } from "../helpers/server";
 
 /** Text whose UTF-8 length differs from its UTF-16 length: a chunk size counted in code units would be wrong. */
@@ -189,8 +189,11 @@ describe("the two write paths", () => {
   let resWrites: ServerResponse[];
   let restore: () => void;
 
-  async function start(before?: (app: express.Express) => void): Promise<void> {
-    t = await serve(source, { heartbeatMs: 60_000, maxBufferedBytes: 64 * 1024 }, (app) => {
+  async function start(
+    before?: (app: express.Express) => void,
+    options: SseRouterOptions = { heartbeatMs: 60_000, maxBufferedBytes: 64 * 1024 },
+  ): Promise<void> {
+    t = await serve(source, options, (app) => {
       app.use((_req, res, next) => {
         responses.push(res);
         next();
@@ -198,6 +201,13 @@ describe("the two write paths", () => {
       before?.(app);
     });
     port = (t.server.address() as AddressInfo).port;
+  }
+
+  /** Opens run "r"'s stream on a raw socket and waits for its initial state. */
+  async function openRunStream(version: "1.0" | "1.1" = "1.1"): Promise<RawResponse> {
+    const response = await RawResponse.open(port, "/api/runs/r/stream", version);
+    await eventually(() => response.frames.length === 1, "the initial state");
+    return response;
   }
 
   /** How many times `res.write` was called on `res` since the last reset. */
@@ -237,6 +247,14 @@ describe("the two write paths", () => {
     return ids;
   }
 
+  /** Records the mix, completes run "r" and waits for the response to end; returns the mix's ids. */
+  async function recordMixThenComplete(response: RawResponse): Promise<string[]> {
+    const ids = await recordMix();
+    source.completeRun("r", { status: "completed", completed_units: 3 });
+    await eventually(() => response.ended, "the end of the response");
+    return ids;
+  }
+
   function expectMix(response: RawResponse, ids: string[]): void {
     expect(response.error).toBeUndefined();
     expect(response.frames.map((f) => f.event)).toEqual([
@@ -256,14 +274,11 @@ describe("the two write paths", () => {
 
   it("HTTP/1.1: live frames are pre-framed chunks written to the socket, byte-correct, and the response still ends cleanly", async () => {
     await start();
-    const response = await RawResponse.open(port, "/api/runs/r/stream", "1.1");
-    await eventually(() => response.frames.length === 1, "the initial state");
+    const response = await openRunStream();
     const res = responses.at(-1);
     resWrites = [];
 
-    const ids = await recordMix();
-    source.completeRun("r", { status: "completed", completed_units: 3 });
-    await eventually(() => response.ended, "the end of the response");
+    const ids = await recordMixThenComplete(response);
 
     expectMix(response, ids);
     expect(response.headers["transfer-encoding"]).toBe("chunked");
@@ -278,8 +293,7 @@ describe("the two write paths", () => {
 
   it("HTTP/1.1: the kept-alive connection serves the next request after a stream ended on the socket path", async () => {
     await start();
-    const response = await RawResponse.open(port, "/api/runs/r/stream", "1.1");
-    await eventually(() => response.frames.length === 1, "the initial state");
+    const response = await openRunStream();
     source.recordEvent("r", { type: "unit.progress", unit: WIDE });
     source.completeRun("r", { status: "completed", completed_units: 3 });
     await eventually(() => response.ended, "the end of the stream");
@@ -290,15 +304,8 @@ describe("the two write paths", () => {
   });
 
   it("HTTP/1.1: heartbeats take the socket path too", async () => {
-    t = await serve(source, { heartbeatMs: 20 }, (app) =>
-      app.use((_req, res, next) => {
-        responses.push(res);
-        next();
-      }),
-    );
-    port = (t.server.address() as AddressInfo).port;
-    const response = await RawResponse.open(port, "/api/runs/r/stream", "1.1");
-    await eventually(() => response.frames.length === 1, "the initial state");
+    await start(undefined, { heartbeatMs: 20 });
+    const response = await openRunStream();
     resWrites = [];
     await eventually(() => response.comments.length >= 2, "two heartbeats");
     source.recordEvent("r", { type: "unit.progress", unit: WIDE });
@@ -310,14 +317,11 @@ describe("the two write paths", () => {
 
   it("HTTP/1.0: no chunked encoding, so frames go through res.write; the body ends when the run does", async () => {
     await start();
-    const response = await RawResponse.open(port, "/api/runs/r/stream", "1.0");
-    await eventually(() => response.frames.length === 1, "the initial state");
+    const response = await openRunStream("1.0");
     const res = responses.at(-1);
     resWrites = [];
 
-    const ids = await recordMix();
-    source.completeRun("r", { status: "completed", completed_units: 3 });
-    await eventually(() => response.ended, "the end of the response");
+    const ids = await recordMixThenComplete(response);
 
     expectMix(response, ids);
     expect(response.headers["transfer-encoding"]).toBeUndefined();
@@ -327,8 +331,7 @@ describe("the two write paths", () => {
 
   it("behind a compression middleware (Content-Encoding set, res.write wrapped): frames go through its wrapper", async () => {
     await start((app) => app.use(gzipMiddleware));
-    const response = await RawResponse.open(port, "/api/runs/r/stream", "1.1");
-    await eventually(() => response.frames.length === 1, "the initial state");
+    const response = await openRunStream();
     const ids = await recordMix();
     source.completeRun("r", { status: "completed", completed_units: 3 });
     await eventually(() => response.ended && response.frames.length === 7, "the end of the response");
@@ -349,11 +352,8 @@ describe("the two write paths", () => {
         next();
       }),
     );
-    const response = await RawResponse.open(port, "/api/runs/r/stream", "1.1");
-    await eventually(() => response.frames.length === 1, "the initial state");
-    const ids = await recordMix();
-    source.completeRun("r", { status: "completed", completed_units: 3 });
-    await eventually(() => response.ended, "the end of the response");
+    const response = await openRunStream();
+    const ids = await recordMixThenComplete(response);
 
     expectMix(response, ids);
     for (const id of ids) expect(seen).toContain(`id: ${id}\n`);
@@ -366,13 +366,10 @@ describe("the two write paths", () => {
         next();
       }),
     );
-    const response = await RawResponse.open(port, "/api/runs/r/stream", "1.1");
-    await eventually(() => response.frames.length === 1, "the initial state");
+    const response = await openRunStream();
     const res = responses.at(-1);
     resWrites = [];
-    const ids = await recordMix();
-    source.completeRun("r", { status: "completed", completed_units: 3 });
-    await eventually(() => response.ended, "the end of the response");
+    const ids = await recordMixThenComplete(response);
 
     expectMix(response, ids);
     expect(writesTo(res)).toBeGreaterThanOrEqual(3);
@@ -414,8 +411,7 @@ describe("the two write paths", () => {
 
   it("a live stream lets go of the Express router chain its request points to (req.next)", async () => {
     await start();
-    const response = await RawResponse.open(port, "/api/runs/r/stream", "1.1");
-    await eventually(() => response.frames.length === 1, "the initial state");
+    const response = await openRunStream();
     const req = responses.at(-1)?.req as (http.IncomingMessage & { next?: unknown }) | undefined;
     expect(req).toBeDefined();
     expect(Object.hasOwn(req ?? {}, "next")).toBe(true);
