@@ -220,16 +220,23 @@ export class Hub {
     // Only the views indexed under the run or one of its tags can hold it: with many views
     // (one per user), a frame costs the views it may reach, not every view.
     const serial = ++this.#publishes;
-    const consider = (candidates: Set<HubChannel> | undefined): void => {
-      if (candidates === undefined) return;
-      for (const global of candidates) {
-        if (global.seen === serial) continue;
-        global.seen = serial;
-        if (global.view.includes(frame.runId, tags)) this.#push(global, frame);
-      }
-    };
-    consider(this.#byRun.get(frame.runId));
-    if (tags !== undefined) for (const tag of tags) consider(this.#byTag.get(tag));
+    this.#offer(this.#byRun.get(frame.runId), frame, tags, serial);
+    if (tags !== undefined) for (const tag of tags) this.#offer(this.#byTag.get(tag), frame, tags, serial);
+  }
+
+  /** Pushes a frame to the candidate global channels whose view holds it, each once per publish (`serial`). */
+  #offer(
+    candidates: Set<HubChannel> | undefined,
+    frame: Frame,
+    tags: readonly string[] | undefined,
+    serial: number,
+  ): void {
+    if (candidates === undefined) return;
+    for (const global of candidates) {
+      if (global.seen === serial) continue;
+      global.seen = serial;
+      if (global.view.includes(frame.runId, tags)) this.#push(global, frame);
+    }
   }
 
   /** Adds a global channel to the index by run and tag, or removes it. */

@@ -1,7 +1,7 @@
-import http from "node:http";
 import { Registry } from "prom-client";
 import { type Envelope, MemoryRunSource, type RunSnapshot, type SourceLag } from "../../lib/index";
 import { collectMetrics, type RuncastMetrics } from "../../lib/prometheus";
+import { get } from "../helpers/http-get";
 import { parsePrometheusText, sampleValue } from "../helpers/prometheus-text";
 import { eventually, serve, type TestServer } from "../helpers/server";
 import { SseStream } from "../helpers/sse";
@@ -36,21 +36,6 @@ class ScriptedSource extends MemoryRunSource {
   inject(value: unknown): void {
     for (const listener of this.#listeners) listener(value as Envelope);
   }
-}
-
-function get(url: string): Promise<{ status: number; type: string | undefined; body: string }> {
-  return new Promise((resolve, reject) => {
-    http
-      .get(url, { agent: false }, (res) => {
-        let body = "";
-        res.setEncoding("utf8");
-        res.on("data", (chunk: string) => {
-          body += chunk;
-        });
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, type: res.headers["content-type"], body }));
-      })
-      .on("error", reject);
-  });
 }
 
 /** Bytes of frames a client received: everything but the `retry:` field the stream opened with. */

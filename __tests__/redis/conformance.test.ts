@@ -1,6 +1,6 @@
 import { RedisRunSource } from "../../lib/redis/index";
 import { testRunEventSource } from "../../lib/testing/index";
-import { adminClient, deleteKeys, describeRedis, FaultyProxy, newPrefix, REDIS_URL } from "./support";
+import { behindFaultyProxy, describeRedis } from "./support";
 
 jest.setTimeout(60_000);
 
@@ -10,23 +10,11 @@ describeRedis("RedisRunSource conformance", () => {
     {
       name: "RedisRunSource",
       // Through a proxy that can lose a write's reply after Redis ran it, as a dropped connection does.
-      create: async () => {
-        const prefix = newPrefix("conformance");
-        const proxy = await FaultyProxy.start(REDIS_URL);
-        const source = new RedisRunSource({ url: proxy.urlFor(REDIS_URL), prefix, historySize: 50, maxRunLogSize: 20 });
-        return {
-          source,
-          writer: source,
-          dropConnectionMidWrite: () => proxy.loseNextReply(),
-          close: async () => {
-            await source.close();
-            await proxy.close();
-            const admin = adminClient();
-            await deleteKeys(admin, prefix);
-            admin.disconnect();
-          },
-        };
-      },
+      create: () =>
+        behindFaultyProxy(
+          "conformance",
+          (url, prefix) => new RedisRunSource({ url, prefix, historySize: 50, maxRunLogSize: 20 }),
+        ),
       capabilities: {
         snapshot: true,
         replay: true,

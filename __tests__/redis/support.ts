@@ -615,3 +615,28 @@ export function expectRecordedOnce(log: readonly LogEntry[], runId: string, coun
   const seqs = log.filter((entry) => entry.runId === runId && entry.type === "event").map((entry) => entry.data.seq);
   expect(seqs).toEqual(Array.from({ length: count }, (_, i) => i));
 }
+
+/**
+ * A conformance subject on a fresh prefix, reached through a {@link FaultyProxy} that can lose
+ * a write's reply after Redis ran it (a dropped connection); closing it removes its keys.
+ */
+export async function behindFaultyProxy<S extends { close(): Promise<void> }>(
+  label: string,
+  make: (proxiedUrl: string, prefix: string) => S,
+): Promise<{ source: S; writer: S; dropConnectionMidWrite: () => void; close: () => Promise<void> }> {
+  const prefix = newPrefix(label);
+  const proxy = await FaultyProxy.start(REDIS_URL);
+  const source = make(proxy.urlFor(REDIS_URL), prefix);
+  return {
+    source,
+    writer: source,
+    dropConnectionMidWrite: () => proxy.loseNextReply(),
+    close: async () => {
+      await source.close();
+      await proxy.close();
+      const admin = adminClient();
+      await deleteKeys(admin, prefix);
+      admin.disconnect();
+    },
+  };
+}

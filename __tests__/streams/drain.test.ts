@@ -1,26 +1,12 @@
 import http from "node:http";
 import { MemoryRunSource, type RunEventSource } from "../../lib/index";
+import { get } from "../helpers/http-get";
 import { eventually, serve, type TestServer, within } from "../helpers/server";
 import { type SseFrame, SseStream } from "../helpers/sse";
 
 const DRAIN_MS = 1500;
 const RUN_CLIENTS = 16;
 const GLOBAL_CLIENTS = 4;
-
-function get(url: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    http
-      .get(url, { agent: false }, (res) => {
-        let body = "";
-        res.setEncoding("utf8");
-        res.on("data", (chunk: string) => {
-          body += chunk;
-        });
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-      })
-      .on("error", reject);
-  });
-}
 
 /** The `n` of every event frame of run `runId`, in order of arrival. */
 function eventNumbers(frames: readonly SseFrame[], runId: string): number[] {

@@ -1,25 +1,10 @@
-import http from "node:http";
 import { EventSource } from "eventsource";
 import { MemoryRunSource } from "../../lib/index";
+import { get } from "../helpers/http-get";
 import { eventually, serve, type TestServer, within } from "../helpers/server";
 import { SseStream } from "../helpers/sse";
 
 const HEARTBEAT_MS = 40;
-
-function get(url: string): Promise<{ status: number; type: string | undefined; body: string }> {
-  return new Promise((resolve, reject) => {
-    http
-      .get(url, { agent: false }, (res) => {
-        let body = "";
-        res.setEncoding("utf8");
-        res.on("data", (chunk: string) => {
-          body += chunk;
-        });
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, type: res.headers["content-type"], body }));
-      })
-      .on("error", reject);
-  });
-}
 
 describe("?heartbeat=event", () => {
   let source: MemoryRunSource;
