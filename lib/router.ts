@@ -15,16 +15,9 @@ import {
 } from "./options";
 import { awaitTurn } from "./pipelining";
 import { RunTags } from "./run-tags";
-import {
-  describeIssues,
-  type Envelope,
-  EnvelopeSchema,
-  EVENT_TYPE_PATTERN,
-  isValidRunId,
-  type RunEvent,
-  type RunState,
-} from "./schema";
+import { type Envelope, EVENT_TYPE_PATTERN, isValidRunId, type RunEvent, type RunState } from "./schema";
 import { compareEnvelopeIds, type LiveGap, type RunEventSource, type SourceLag } from "./source";
+import { type Checked, sourceCheck, validateEnvelope } from "./source-check";
 import {
   type LogReader,
   type StartContext,
@@ -272,6 +265,7 @@ class Streams {
       tail: this.tail,
       reject: (error, context) => this.reject(error, context),
       tags: this.tags,
+      check: sourceCheck(source),
     };
     this.#unsubscribe = source.subscribe(
       (envelope) => this.accept(envelope),
@@ -318,7 +312,7 @@ class Streams {
     if (this.#stopped) return;
     let frame: Frame;
     try {
-      frame = this.frame(envelope, "invalid envelope from the source");
+      frame = this.frame(envelope, this.ctx.check.envelope, "invalid envelope from the source");
     } catch (error) {
       this.reject(error, { phase: "envelope", runId: runIdOf(envelope), envelope });
       return;
@@ -362,18 +356,22 @@ class Streams {
   }
 
   /**
-   * Validates an envelope and renders its frame; throws `invalid_envelope`, also when its data
+   * Checks an envelope (fully unless `check` says the source's are validated already) and renders its frame; throws `invalid_envelope`, also when its data
    * throws while being read or serialized (a `toJSON` of the adapter's own, say).
    */
-  frame(envelope: unknown, what = "invalid envelope"): Frame {
+  frame(
+    envelope: unknown,
+    check: (candidate: unknown) => Checked<Envelope> = validateEnvelope,
+    what = "invalid envelope",
+  ): Frame {
     try {
-      const parsed = EnvelopeSchema.safeParse(envelope);
-      if (!parsed.success) throw new RuncastError("invalid_envelope", `${what}: ${describeIssues(parsed.error)}`);
-      const frame = envelopeFrame(parsed.data);
+      const checked = check(envelope);
+      if (!checked.ok) throw new RuncastError("invalid_envelope", `${what}: ${checked.problem}`);
+      const frame = envelopeFrame(checked.value);
       // Kept for the replays that will want it.
       this.frames.set(frame);
       // A state tells its run's tags (fixed for the run's life) for placing its events.
-      if (parsed.data.type !== "event") this.tags.learn(parsed.data.data);
+      if (checked.value.type !== "event") this.tags.learn(checked.value.data);
       return frame;
     } catch (error) {
       if (error instanceof RuncastError) throw error;

@@ -144,25 +144,47 @@ export interface RunEventSource<State extends RunState = RunState, Event extends
   lag?(): SourceLag | undefined;
 }
 
-const NUMERIC_ID = /^(\d+)(?:-(\d+))?$/;
+/**
+ * Where a numeric id (`N` or `N-M`, decimal digits) has its `-` (its length when it has
+ * none), or -1 when it is not one. A scan, not a regular expression: every live envelope's
+ * id is compared on arrival.
+ */
+function numericSplit(id: string): number {
+  let dash = id.length;
+  for (let i = 0; i < id.length; i++) {
+    const c = id.charCodeAt(i);
+    if (c >= 48 && c <= 57) continue;
+    if (c !== 45 || dash !== id.length || i === 0 || i === id.length - 1) return -1;
+    dash = i;
+  }
+  return id.length === 0 ? -1 : dash;
+}
 
-function compareDigits(a: string, b: string): number {
-  const x = a.replace(/^0+(?=\d)/, "");
-  const y = b.replace(/^0+(?=\d)/, "");
-  if (x.length !== y.length) return x.length - y.length;
-  return x < y ? -1 : x > y ? 1 : 0;
+/** Compares two runs of decimal digits numerically, leading zeros aside, however long; an empty run is 0. */
+function compareDigits(a: string, aFrom: number, aTo: number, b: string, bFrom: number, bTo: number): number {
+  if (aFrom === aTo) return bFrom === bTo ? 0 : compareDigits("0", 0, 1, b, bFrom, bTo);
+  if (bFrom === bTo) return compareDigits(a, aFrom, aTo, "0", 0, 1);
+  while (aFrom < aTo - 1 && a.charCodeAt(aFrom) === 48) aFrom++;
+  while (bFrom < bTo - 1 && b.charCodeAt(bFrom) === 48) bFrom++;
+  if (aTo - aFrom !== bTo - bFrom) return aTo - aFrom - (bTo - bFrom);
+  for (let i = 0; i < aTo - aFrom; i++) {
+    const d = a.charCodeAt(aFrom + i) - b.charCodeAt(bFrom + i);
+    if (d !== 0) return d < 0 ? -1 : 1;
+  }
+  return 0;
 }
 
 /**
  * The default envelope id order: ids of the form `N` or `N-M` (decimal, as Redis stream ids
- * and {@link MemoryRunSource} ids are) compare numerically part by part; anything else
- * compares as plain strings.
+ * and {@link MemoryRunSource} ids are) compare numerically part by part, a missing `M` as 0;
+ * anything else compares as plain strings.
  */
 export function compareEnvelopeIds(a: string, b: string): number {
-  const x = NUMERIC_ID.exec(a);
-  const y = NUMERIC_ID.exec(b);
-  if (x === null || y === null) return a < b ? -1 : a > b ? 1 : 0;
-  const major = compareDigits(x[1] ?? "0", y[1] ?? "0");
+  const x = numericSplit(a);
+  const y = numericSplit(b);
+  if (x < 0 || y < 0) return a < b ? -1 : a > b ? 1 : 0;
+  const major = compareDigits(a, 0, x, b, 0, y);
   if (major !== 0) return major;
-  return compareDigits(x[2] ?? "0", y[2] ?? "0");
+  // `N` has no minor part: an empty range, which compares as 0.
+  return compareDigits(a, Math.min(x + 1, a.length), a.length, b, Math.min(y + 1, b.length), b.length);
 }

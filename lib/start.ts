@@ -3,16 +3,9 @@ import { envelopeFrame, type Frame, resyncFrame, snapshotFrame } from "./frames"
 import type { LiveTail } from "./live-tail";
 import type { ErrorContext } from "./options";
 import type { RunTags } from "./run-tags";
-import {
-  describeIssues,
-  ENVELOPE_ID_PATTERN,
-  type Envelope,
-  EnvelopeSchema,
-  isTerminalStatus,
-  type RunState,
-  WireRunStateSchema,
-} from "./schema";
+import { ENVELOPE_ID_PATTERN, type Envelope, isTerminalStatus, type RunState } from "./schema";
 import type { LogGap, LogPage, ResyncReason, RunEventSource, RunSnapshot } from "./source";
+import type { SourceCheck } from "./source-check";
 import type { View } from "./view";
 
 /** Envelopes asked of a log per read, and snapshot states rendered per piece: small enough that one page never holds the event loop for long. */
@@ -82,6 +75,8 @@ export interface StartContext {
   reject: (error: unknown, context: ErrorContext) => void;
   /** Runs' tags, for placing global frames in a client's view. */
   tags: RunTags;
+  /** Checks the source's envelopes and states (see {@link sourceCheck}). */
+  check: SourceCheck;
 }
 
 const MISSING: StreamStart = { kind: "missing" };
@@ -104,14 +99,14 @@ function entryFrame(ctx: StartContext, candidate: unknown, runId: string | undef
       if (cached !== undefined) return cached;
     }
   }
-  const parsed = EnvelopeSchema.safeParse(candidate);
+  const checked = ctx.check.envelope(candidate);
   let problem: string;
-  if (!parsed.success) problem = describeIssues(parsed.error);
-  else if (runId !== undefined && parsed.data.runId !== runId) {
-    problem = `the log of run ${runId} gave an envelope of run ${parsed.data.runId}`;
+  if (!checked.ok) problem = checked.problem;
+  else if (runId !== undefined && checked.value.runId !== runId) {
+    problem = `the log of run ${runId} gave an envelope of run ${checked.value.runId}`;
   } else {
     try {
-      const frame = envelopeFrame(parsed.data);
+      const frame = envelopeFrame(checked.value);
       ctx.frames.set(frame);
       return frame;
     } catch (error) {
@@ -227,11 +222,9 @@ function fromLog(
 }
 
 function validState(ctx: StartContext, candidate: unknown, runId: string | undefined): RunState | undefined {
-  const parsed = WireRunStateSchema.safeParse(candidate);
-  if (parsed.success && (runId === undefined || parsed.data.id === runId)) return parsed.data;
-  const message = parsed.success
-    ? `snapshot of run ${runId} gave the state of run ${parsed.data.id}`
-    : describeIssues(parsed.error);
+  const checked = ctx.check.state(candidate);
+  if (checked.ok && (runId === undefined || checked.value.id === runId)) return checked.value;
+  const message = checked.ok ? `snapshot of run ${runId} gave the state of run ${checked.value.id}` : checked.problem;
   ctx.reject(new Error(`invalid run state from the source: ${message}`), {
     phase: "snapshot",
     runId,

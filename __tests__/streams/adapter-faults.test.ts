@@ -1,4 +1,4 @@
-import { type ErrorContext, RuncastError } from "../../lib/index";
+import { type Envelope, type ErrorContext, MemoryRunSource, RuncastError } from "../../lib/index";
 import { eventually, serve, type TestServer } from "../helpers/server";
 import { FaultySource } from "../helpers/sources";
 import { SseStream } from "../helpers/sse";
@@ -164,5 +164,41 @@ describe("faults in adapter code", () => {
     expect(String(errors[0]?.error)).toContain("budget");
     const good = await open("/api/runs/good/stream");
     expect(good.of("state")[0]?.json.id).toBe("good");
+  });
+});
+
+describe("a subclass of MemoryRunSource", () => {
+  /** Hands its subscribers whatever `inject` is given, beside what it records. */
+  class Tampering extends MemoryRunSource {
+    readonly #subscribers = new Set<(envelope: Envelope) => void>();
+    override subscribe(listener: (envelope: Envelope) => void): () => void {
+      this.#subscribers.add(listener);
+      const unsubscribe = super.subscribe(listener);
+      return () => {
+        this.#subscribers.delete(listener);
+        unsubscribe();
+      };
+    }
+    inject(envelope: unknown): void {
+      for (const listener of this.#subscribers) listener(envelope as Envelope);
+    }
+  }
+
+  it("is validated like any adapter: only MemoryRunSource itself is trusted to have checked its envelopes", async () => {
+    const source = new Tampering();
+    source.createRun({ id: "r" });
+    const t = await serve(source, { heartbeatMs: 60_000 });
+    const stream = await SseStream.open(`${t.url}/api/runs/r/stream`);
+    try {
+      await stream.frameCount(1);
+      source.inject({ type: "event", runId: "r", data: { type: "NOT A TYPE", run_id: "r", ts: ts() } });
+      source.recordEvent("r", { type: "unit.started" });
+      await stream.until(() => stream.of("event").length === 1, "the recorded event");
+      expect(stream.of("event").map((frame) => frame.json.type)).toEqual(["unit.started"]);
+      expect(t.router.stats().invalidEnvelopes).toBe(1);
+    } finally {
+      stream.close();
+      await t.close();
+    }
   });
 });
