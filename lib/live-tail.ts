@@ -65,17 +65,18 @@ export class LiveTail {
   /**
    * Appends a frame the source delivered live. One without an id, or whose id does not follow
    * its run's newest, breaks the run's sequence: what was held of the run is dropped first.
-   * One whose id does not follow the newest of all breaks the global sequence.
+   * One whose id does not follow the newest of all breaks the global sequence. Answers whether
+   * the frame is held now (it is not without an id, nor when it alone exceeds the budget).
    */
-  append(frame: Frame): void {
-    if (this.#budget === 0) return;
+  append(frame: Frame): boolean {
+    if (this.#budget === 0) return false;
     let tail = this.#runs.get(frame.runId);
     const runNewest = tail?.frames.at(-1)?.id;
     if (frame.id === undefined || (runNewest !== undefined && !this.#ascending(runNewest, frame.id))) {
       this.clear(frame.runId);
       tail = undefined;
     }
-    if (frame.id === undefined) return;
+    if (frame.id === undefined) return false;
     const newest = this.#arrivals.at(-1)?.id;
     if (newest !== undefined && !this.#ascending(newest, frame.id)) this.#floor = this.#appended;
     if (tail === undefined) {
@@ -86,6 +87,15 @@ export class LiveTail {
     this.#arrivals.push(frame);
     this.#chars += frame.text.length;
     while (this.#chars > this.#budget || this.size > MAX_FRAMES) this.#evictOldest();
+    return this.size > 0 && this.#arrivals.at(-1) === frame;
+  }
+
+  /** The held frame of run `runId` with id `id`, if it is held. */
+  get(runId: string, id: string): Frame | undefined {
+    const tail = this.#runs.get(runId);
+    if (tail === undefined) return undefined;
+    const i = this.#find(tail.frames, tail.start, id);
+    return i === undefined ? undefined : tail.frames[i];
   }
 
   /**

@@ -223,7 +223,7 @@ class Streams {
   readonly options: ResolvedOptions;
   readonly hub: Hub;
   readonly ctx: StartContext;
-  /** Frames of envelopes by id, shared by live fan-out and every replay of the same entries. */
+  /** Frames by id of log entries read, and of live envelopes the tail does not hold, shared by every replay of the same entries. */
   readonly frames = new FrameCache();
   /** Runs' newest frames as the source delivered them: resumes from an id held there read no log. */
   readonly tail: LiveTail;
@@ -317,7 +317,8 @@ class Streams {
       this.reject(error, { phase: "envelope", runId: runIdOf(envelope), envelope });
       return;
     }
-    this.tail.append(frame);
+    // Frames held by the tail are found there by replays; only the others go to the cache.
+    if (!this.tail.append(frame)) this.frames.set(frame);
     this.deliver(frame);
   }
 
@@ -355,6 +356,12 @@ class Streams {
     if (this.closed) this.#held = [];
   }
 
+  /** Keeps a frame for the replays that will want it, and hands it back. */
+  cached(frame: Frame): Frame {
+    this.frames.set(frame);
+    return frame;
+  }
+
   /**
    * Checks an envelope (fully unless `check` says the source's are validated already) and renders its frame; throws `invalid_envelope`, also when its data
    * throws while being read or serialized (a `toJSON` of the adapter's own, say).
@@ -368,8 +375,6 @@ class Streams {
       const checked = check(envelope);
       if (!checked.ok) throw new RuncastError("invalid_envelope", `${what}: ${checked.problem}`);
       const frame = envelopeFrame(checked.value);
-      // Kept for the replays that will want it.
-      this.frames.set(frame);
       // A state tells its run's tags (fixed for the run's life) for placing its events.
       if (checked.value.type !== "event") this.tags.learn(checked.value.data);
       return frame;
@@ -729,8 +734,8 @@ export function sseRouter<State extends RunState = RunState, Event extends RunEv
     runs,
     global,
     clientCount: (runId?: string) => streams.hub.clientCount(runId),
-    broadcast: (envelope: Envelope) => streams.deliver(streams.frame(envelope)),
-    broadcastAll: (envelope: Envelope) => streams.hub.publishAll(streams.frame(envelope)),
+    broadcast: (envelope: Envelope) => streams.deliver(streams.cached(streams.frame(envelope))),
+    broadcastAll: (envelope: Envelope) => streams.hub.publishAll(streams.cached(streams.frame(envelope))),
     stats: (): SseRouterStats => streams.stats(),
     close: (options?: CloseOptions): Promise<void> => {
       let drainMs: number;

@@ -95,7 +95,7 @@ function entryFrame(ctx: StartContext, candidate: unknown, runId: string | undef
   if (typeof candidate === "object" && candidate !== null) {
     const { id, runId: of } = candidate as { id?: unknown; runId?: unknown };
     if (typeof id === "string" && typeof of === "string" && (runId === undefined || of === runId)) {
-      const cached = ctx.frames.get(of, id);
+      const cached = ctx.frames.get(of, id) ?? ctx.tail.get(of, id);
       if (cached !== undefined) return cached;
     }
   }

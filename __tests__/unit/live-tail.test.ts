@@ -23,6 +23,24 @@ describe("LiveTail: each run's newest frames, in order", () => {
     expect(tail.size).toBe(10);
   });
 
+  it("says whether it holds what it was given, and hands back a held frame by run and id", () => {
+    const one = frame("a", 1).text.length;
+    const tail = new LiveTail(compareEnvelopeIds, one * 2);
+    const first = frame("a", 1);
+    expect(tail.append(first)).toBe(true);
+    expect(tail.append({ ...frame("a", 2), id: undefined })).toBe(false);
+    expect(tail.append({ ...frame("a", 3), text: "x".repeat(one * 3) })).toBe(false);
+    const later = frame("b", 4);
+    expect(tail.append(later)).toBe(true);
+    expect(tail.get("b", "1-4")).toBe(later);
+    expect(tail.get("a", "1-4")).toBeUndefined();
+    expect(tail.get("b", "4-1")).toBeUndefined();
+    tail.append(frame("b", 5));
+    tail.append(frame("b", 6));
+    expect(tail.get("b", "1-4")).toBeUndefined(); // aged out
+    expect(new LiveTail(compareEnvelopeIds, 0).append(frame("a", 1))).toBe(false);
+  });
+
   it("tells a run whose newest frame is its complete", () => {
     const tail = new LiveTail(compareEnvelopeIds, 1_000_000);
     tail.append(frame("a", 1));
