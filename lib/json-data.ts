@@ -32,7 +32,10 @@ class Walk {
   readonly path: (string | number)[] = [];
   readonly #enclosing = new Set<object>();
 
-  constructor(readonly copy: boolean) {}
+  constructor(
+    readonly copy: boolean,
+    readonly freeze = false,
+  ) {}
 
   /** The value as JSON would carry it (`undefined` when JSON leaves it out), or throws {@link NotJson}. */
   visit(value: unknown, key: string, applyToJson = true): unknown {
@@ -73,7 +76,7 @@ class Walk {
     return out;
   }
 
-  #array(array: readonly unknown[]): unknown[] | undefined {
+  #array(array: readonly unknown[]): readonly unknown[] | undefined {
     const out: unknown[] | undefined = this.copy ? new Array(array.length) : undefined;
     for (let i = 0; i < array.length; i++) {
       this.path.push(i);
@@ -82,7 +85,7 @@ class Walk {
       if (out !== undefined) out[i] = item === undefined ? null : item;
       this.path.pop();
     }
-    return out;
+    return this.freeze && out !== undefined ? Object.freeze(out) : out;
   }
 
   #object(object: Record<string, unknown>): Record<string, unknown> | undefined {
@@ -99,12 +102,12 @@ class Walk {
       }
       this.path.pop();
     }
-    return out;
+    return this.freeze && out !== undefined ? Object.freeze(out) : out;
   }
 }
 
-function walk(value: unknown, copy: boolean): { value: unknown } | JsonDataProblem {
-  const walker = new Walk(copy);
+function walk(value: unknown, copy: boolean, freeze = false): { value: unknown } | JsonDataProblem {
+  const walker = new Walk(copy, freeze);
   try {
     return { value: walker.visit(value, "") };
   } catch (error) {
@@ -123,10 +126,11 @@ export function jsonDataProblem(value: unknown): JsonDataProblem | undefined {
 /**
  * `value` as the JSON data it stands for (what `JSON.parse(JSON.stringify(value))` gives:
  * `toJSON` applied, `undefined` properties left out), a copy sharing nothing with it, or the
- * problem that keeps it from being JSON data.
+ * problem that keeps it from being JSON data. With `freeze`, every object and array of the
+ * copy is frozen.
  */
-export function copyJsonData<T>(value: T): { value: T } | JsonDataProblem {
-  return walk(value, true) as { value: T } | JsonDataProblem;
+export function copyJsonData<T>(value: T, freeze = false): { value: T } | JsonDataProblem {
+  return walk(value, true, freeze) as { value: T } | JsonDataProblem;
 }
 
 /** A problem as one line: `meta.n: a BigInt, which JSON cannot write`. */

@@ -135,7 +135,7 @@ export class MemoryRunSource<State extends RunState = RunState, Event extends Ru
     if (badId !== undefined) throw badId;
     this.#forgetExpired();
     if (this.#runs.has(init.id)) throw new RuncastError("run_exists", `run ${init.id} already exists`);
-    const state = orThrow(parseState({ status: "pending", completed_units: 0, ...init }, false));
+    const state = orThrow(parseState({ status: "pending", completed_units: 0, ...init }, false, true));
     const envelope = this.#record({ type: "state", runId: state.id, data: state });
     this.#runs.set(state.id, { state, log: new RunLog(this.#maxRunLogSize, { seq: this.#seq, envelope }) });
     this.#emit(envelope);
@@ -146,7 +146,7 @@ export class MemoryRunSource<State extends RunState = RunState, Event extends Ru
   recordEvent(runId: string, event: EventInput<Event>): Envelope<State, Event> {
     const record = this.#activeRun(runId);
     return this.#typed(
-      this.#announce(record, { type: "event", runId, data: orThrow(parseEvent(runId, event as EventInput)) }),
+      this.#announce(record, { type: "event", runId, data: orThrow(parseEvent(runId, event as EventInput, true)) }),
     );
   }
 
@@ -155,7 +155,7 @@ export class MemoryRunSource<State extends RunState = RunState, Event extends Ru
     const record = this.#activeRun(runId);
     const refused = patchProblem(runId, patch as RunPatch) ?? tagsProblem(runId, patch as RunPatch, record.state.tags);
     if (refused !== undefined) throw refused;
-    const state = orThrow(parseState({ ...record.state, ...patch, id: runId }, false));
+    const state = orThrow(parseState({ ...record.state, ...patch, id: runId }, false, true));
     record.state = state;
     this.#announce(record, { type: "state", runId, data: state });
     return state as State;
@@ -167,7 +167,7 @@ export class MemoryRunSource<State extends RunState = RunState, Event extends Ru
     const refused =
       completionProblem(final as RunCompletion) ?? tagsProblem(runId, final as RunCompletion, record.state.tags);
     if (refused !== undefined) throw refused;
-    const state = orThrow(parseState({ ...record.state, ...final, id: runId }, true));
+    const state = orThrow(parseState({ ...record.state, ...final, id: runId }, true, true));
     const envelope = this.#record({ type: "complete", runId, data: state });
     record.log.append(this.#seq, envelope);
     record.state = state;
@@ -348,7 +348,9 @@ export class MemoryRunSource<State extends RunState = RunState, Event extends Ru
    */
   #record(envelope: Envelope): Envelope {
     this.#seq += 1;
-    const recorded: Envelope = { ...envelope, id: this.#id(this.#seq) };
+    // Frozen, as its data is: the router takes what this source hands it as validated, so
+    // nothing may change it afterwards (a daemon writing into what a writer call returned).
+    const recorded: Envelope = Object.freeze({ ...envelope, id: this.#id(this.#seq) });
     this.#history[this.#seq % this.#historySize] = recorded;
     return recorded;
   }

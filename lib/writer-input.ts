@@ -32,16 +32,17 @@ export function runIdProblem(id: unknown): RuncastError | undefined {
 
 /**
  * A whole run state, validated; its status must be terminal exactly when `terminal` is.
- * Returned as a JSON copy (see {@link copyJsonData}): a value JSON cannot carry is refused,
- * and what the source keeps shares nothing the daemon could change afterwards.
+ * Returned as a JSON copy (see {@link copyJsonData}), deeply frozen with `freeze`: a value
+ * JSON cannot carry is refused, and what the source keeps shares nothing the daemon could
+ * change afterwards.
  */
-export function parseState(candidate: unknown, terminal: boolean): RunState | RuncastError {
+export function parseState(candidate: unknown, terminal: boolean, freeze = false): RunState | RuncastError {
   const parsed = RunStateSchema.safeParse(candidate);
   if (!parsed.success) return new RuncastError("invalid_state", `invalid run state: ${describeIssues(parsed.error)}`);
   if (isTerminalStatus(parsed.data.status) !== terminal) {
     return new RuncastError("invalid_state", `unexpected status "${parsed.data.status}"`);
   }
-  const copied = copyJsonData(parsed.data);
+  const copied = copyJsonData(parsed.data, freeze);
   if ("reason" in copied) {
     return new RuncastError("invalid_state", `invalid run state: ${describeJsonProblem(copied, "state")}`);
   }
@@ -52,7 +53,7 @@ export function parseState(candidate: unknown, terminal: boolean): RunState | Ru
  * An event recorded for `runId`, validated, with `run_id` and `ts` filled in when absent;
  * a JSON copy, like {@link parseState}'s.
  */
-export function parseEvent(runId: string, event: EventInput): RunEvent | RuncastError {
+export function parseEvent(runId: string, event: EventInput, freeze = false): RunEvent | RuncastError {
   const parsed = RunEventSchema.safeParse({ ts: new Date().toISOString(), ...event, run_id: event?.run_id ?? runId });
   if (!parsed.success) {
     return new RuncastError("invalid_event", `invalid event for run ${runId}: ${describeIssues(parsed.error)}`);
@@ -60,7 +61,7 @@ export function parseEvent(runId: string, event: EventInput): RunEvent | Runcast
   if (parsed.data.run_id !== runId) {
     return new RuncastError("invalid_event", `event names run ${parsed.data.run_id} but was recorded for run ${runId}`);
   }
-  const copied = copyJsonData(parsed.data);
+  const copied = copyJsonData(parsed.data, freeze);
   if ("reason" in copied) {
     return new RuncastError("invalid_event", `invalid event for run ${runId}: ${describeJsonProblem(copied, "event")}`);
   }

@@ -159,6 +159,35 @@ describe("MemoryRunSource", () => {
     expect(() => JSON.stringify(source.replay(seen[0]?.id as string))).not.toThrow();
   });
 
+  it("hands out frozen values: writing into what a writer call returned throws and changes nothing kept", () => {
+    const created = source.createRun({ id: "r", meta: { owner: "ci", steps: [{ name: "build" }] } });
+    const event = source.recordEvent("r", { type: "unit.started", detail: { attempt: 1 } });
+    const updated = source.updateRun("r", { completed_units: 1 });
+    const attempts: Array<() => void> = [
+      () => Object.assign(created, { status: "completed" }),
+      () => Object.assign((created.meta as { steps: object[] }).steps[0] as object, { name: "deploy" }),
+      () => (created.meta as { steps: object[] }).steps.push({ name: "x" }),
+      () => Object.assign(event, { runId: "other" }),
+      () => Object.assign(event.data, { type: "NOT A TYPE" }),
+      () => Object.assign(event.data.detail as object, { attempt: 2 }),
+      () => Object.assign(updated, { completed_units: -1 }),
+    ];
+    for (const attempt of attempts) expect(attempt).toThrow(TypeError);
+    expect(source.getRun("r")).toMatchObject({
+      status: "pending",
+      completed_units: 1,
+      meta: { steps: [{ name: "build" }] },
+    });
+    const log = source.readLog({ runId: "r", limit: 10 });
+    expect(log).toMatchObject({
+      envelopes: [
+        { type: "state", data: { status: "pending", completed_units: 0 } },
+        { type: "event", runId: "r", data: { type: "unit.started", detail: { attempt: 1 } } },
+        { type: "state", data: { completed_units: 1 } },
+      ],
+    });
+  });
+
   it("rejects invalid options", () => {
     expect(codeOf(() => new MemoryRunSource({ historySize: 0 }))).toBe("invalid_option");
     expect(codeOf(() => new MemoryRunSource({ maxFinishedRuns: 1.5 }))).toBe("invalid_option");
