@@ -88,7 +88,9 @@ const MEMORY_ID = /^([1-9]\d{0,15})-([1-9]\d{0,15})$/;
  * The embedded event source: a complete in-process run store with a log per run and a
  * bounded global history for resumes. A daemon writes through `createRun`, `recordEvent`, `updateRun` and `completeRun`;
  * `sseRouter` reads through the {@link RunEventSource} side. Every writer call validates its
- * input and throws a {@link RuncastError} without changing anything when it is wrong.
+ * input and throws a {@link RuncastError} without changing anything when it is wrong. What it
+ * keeps is a deeply frozen JSON copy of that input, and that is what every call hands out:
+ * copy a state (`{ ...state, field }`) to change it.
  *
  * `State` and `Event` are the host's own types of run states and events (see
  * {@link RunEventSource}): `new MemoryRunSource<DeployState>()` types what `createRun` and
