@@ -39,6 +39,8 @@ describe("compareEnvelopeIds", () => {
     expect(compareEnvelopeIds("5", "5-0")).toBe(0);
     expect(compareEnvelopeIds("5", "5-1")).toBeLessThan(0);
     expect(compareEnvelopeIds("99999999999999999999-1", "100000000000000000000-0")).toBeLessThan(0);
+    expect(compareEnvelopeIds("10-2", "10-10")).toBeLessThan(0);
+    expect(compareEnvelopeIds("99999999999999999999-1", "99999999999999999998-9")).toBeGreaterThan(0);
     expect(compareEnvelopeIds("b", "a")).toBeGreaterThan(0);
   });
 });

@@ -193,14 +193,3 @@ describe("MemoryRunSource", () => {
     expect(codeOf(() => new MemoryRunSource({ maxFinishedRuns: 1.5 }))).toBe("invalid_option");
   });
 });
-
-describe("compareEnvelopeIds", () => {
-  it("orders ms-seq ids numerically, part by part", () => {
-    expect(compareEnvelopeIds("9-1", "10-0")).toBeLessThan(0);
-    expect(compareEnvelopeIds("10-2", "10-10")).toBeLessThan(0);
-    expect(compareEnvelopeIds("10-0", "10")).toBe(0);
-    expect(compareEnvelopeIds("1700000000000-5", "1700000000000-5")).toBe(0);
-    expect(compareEnvelopeIds("99999999999999999999-1", "99999999999999999998-9")).toBeGreaterThan(0);
-    expect(compareEnvelopeIds("b", "a")).toBeGreaterThan(0);
-  });
-});
