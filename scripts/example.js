@@ -8,9 +8,14 @@ const path = require("node:path");
 const root = path.join(__dirname, "..");
 const bundle = path.join(root, "dist", "client.browser.mjs");
 
-function newestSource() {
-  const lib = path.join(root, "lib");
-  return Math.max(...fs.readdirSync(lib).map((file) => fs.statSync(path.join(lib, file)).mtimeMs));
+/** The newest modification time of any file under lib/ (the browser bundle is built from lib/client/). */
+function newestSource(dir = path.join(root, "lib")) {
+  let newest = 0;
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const at = path.join(dir, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? newestSource(at) : fs.statSync(at).mtimeMs);
+  }
+  return newest;
 }
 
 if (!fs.existsSync(bundle) || fs.statSync(bundle).mtimeMs < newestSource()) {
