@@ -189,3 +189,22 @@ process.exit(0);
     });
   });
 });
+
+/** GitHub's anchor of a heading: lower case, punctuation dropped, spaces as hyphens. */
+function anchorOf(heading: string): string {
+  return heading
+    .trim()
+    .toLowerCase()
+    .replace(/[^\w\- ]/g, "")
+    .replace(/ /g, "-");
+}
+
+describe("README.md links", () => {
+  it("to a section of its own (the contents, cross-references) each name a heading that exists", () => {
+    const markdown = readFileSync(join(root, "README.md"), "utf8").replace(/```[\s\S]*?```/g, "");
+    const anchors = new Set([...markdown.matchAll(/^#{1,6} (.+)$/gm)].map((m) => anchorOf(m[1] as string)));
+    const links = [...markdown.matchAll(/\]\(#([^)]+)\)/g)].map((m) => m[1] as string);
+    expect(links.length).toBeGreaterThan(20);
+    expect(links.filter((link) => !anchors.has(link))).toEqual([]);
+  });
+});
