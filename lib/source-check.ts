@@ -33,11 +33,13 @@ const TRUST: SourceCheck = {
 };
 
 /**
- * How the router checks `source`'s values. A `MemoryRunSource` (the class itself, not a
- * subclass, which could hand out anything) builds every envelope and state from writer input
- * it validated and copied, so checking them again would only double the work of every event
- * and every snapshot; any other source's values are validated.
+ * How the router checks `source`'s values. A `MemoryRunSource` builds every envelope and
+ * state from writer input it validated, copied and froze, so checking them again would only
+ * double the work of every event and every snapshot. Only the class itself, as constructed
+ * (its state is all in private fields, so it has no own properties): a subclass, or an
+ * instance with a method replaced, could hand out anything, and is validated like any source.
  */
 export function sourceCheck(source: RunEventSource): SourceCheck {
-  return Object.getPrototypeOf(source) === MemoryRunSource.prototype ? TRUST : VALIDATE;
+  const untouched = Object.getPrototypeOf(source) === MemoryRunSource.prototype && Reflect.ownKeys(source).length === 0;
+  return untouched ? TRUST : VALIDATE;
 }

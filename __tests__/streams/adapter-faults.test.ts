@@ -184,21 +184,42 @@ describe("a subclass of MemoryRunSource", () => {
     }
   }
 
-  it("is validated like any adapter: only MemoryRunSource itself is trusted to have checked its envelopes", async () => {
-    const source = new Tampering();
-    source.createRun({ id: "r" });
-    const t = await serve(source, { heartbeatMs: 60_000 });
-    const stream = await SseStream.open(`${t.url}/api/runs/r/stream`);
-    try {
-      await stream.frameCount(1);
-      source.inject({ type: "event", runId: "r", data: { type: "NOT A TYPE", run_id: "r", ts: ts() } });
-      source.recordEvent("r", { type: "unit.started" });
-      await stream.until(() => stream.of("event").length === 1, "the recorded event");
-      expect(stream.of("event").map((frame) => frame.json.type)).toEqual(["unit.started"]);
-      expect(t.router.stats().invalidEnvelopes).toBe(1);
-    } finally {
-      stream.close();
-      await t.close();
-    }
-  });
+  /** A plain MemoryRunSource whose `subscribe` was replaced on the instance to do the same. */
+  function patched(): Tampering {
+    const source = new MemoryRunSource() as MemoryRunSource & { inject(envelope: unknown): void };
+    const subscribers = new Set<(envelope: Envelope) => void>();
+    const subscribe = source.subscribe.bind(source);
+    source.subscribe = (listener) => {
+      subscribers.add(listener);
+      return subscribe(listener);
+    };
+    source.inject = (envelope) => {
+      for (const listener of subscribers) listener(envelope as Envelope);
+    };
+    return source as unknown as Tampering;
+  }
+
+  it.each([
+    ["a subclass", () => new Tampering()],
+    ["an instance with a method replaced", patched],
+  ])(
+    "%s is validated like any adapter: only MemoryRunSource as constructed is trusted to have checked its envelopes",
+    async (_, make) => {
+      const source = make();
+      source.createRun({ id: "r" });
+      const t = await serve(source, { heartbeatMs: 60_000 });
+      const stream = await SseStream.open(`${t.url}/api/runs/r/stream`);
+      try {
+        await stream.frameCount(1);
+        source.inject({ type: "event", runId: "r", data: { type: "NOT A TYPE", run_id: "r", ts: ts() } });
+        source.recordEvent("r", { type: "unit.started" });
+        await stream.until(() => stream.of("event").length === 1, "the recorded event");
+        expect(stream.of("event").map((frame) => frame.json.type)).toEqual(["unit.started"]);
+        expect(t.router.stats().invalidEnvelopes).toBe(1);
+      } finally {
+        stream.close();
+        await t.close();
+      }
+    },
+  );
 });
