@@ -223,7 +223,10 @@ class Streams {
   readonly options: ResolvedOptions;
   readonly hub: Hub;
   readonly ctx: StartContext;
-  /** Frames by id of log entries read, and of live envelopes the tail does not hold, shared by every replay of the same entries. */
+  /**
+   * Frames by id of log entries read, and of live envelopes the tail does not hold, shared by
+   * every replay of the same entries.
+   */
   readonly frames = new FrameCache();
   /** Runs' newest frames as the source delivered them: resumes from an id held there read no log. */
   readonly tail: LiveTail;
@@ -363,8 +366,9 @@ class Streams {
   }
 
   /**
-   * Checks an envelope (fully unless `check` says the source's are validated already) and renders its frame; throws `invalid_envelope`, also when its data
-   * throws while being read or serialized (a `toJSON` of the adapter's own, say).
+   * Checks an envelope (fully, unless `check` takes the source's values as validated already)
+   * and renders its frame; throws `invalid_envelope`, also when its data throws while being
+   * read or serialized (a `toJSON` of the adapter's own, say).
    */
   frame(
     envelope: unknown,

@@ -26,7 +26,7 @@ const VALIDATE: SourceCheck = {
   },
 };
 
-/** Values built from writer input that was validated and copied when it was written. */
+/** Values built from writer input that was validated, copied and frozen when it was written. */
 const TRUST: SourceCheck = {
   envelope: (candidate) => ({ ok: true, value: candidate as Envelope }),
   state: (candidate) => ({ ok: true, value: candidate as RunState }),
