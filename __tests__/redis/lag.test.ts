@@ -1,31 +1,22 @@
-import type { Redis } from "ioredis";
 import { sseRouter } from "../../lib/index";
-import { RedisRunSource } from "../../lib/redis";
+import type { RedisRunSource } from "../../lib/redis";
 import type { Envelope } from "../../lib/schema";
-import { adminClient, deleteKeys, describeRedis, eventually, newPrefix, REDIS_URL } from "./support";
+import { describeRedis, eventually, sourcesPerTest } from "./support";
 
 jest.setTimeout(30_000);
 
 describeRedis("RedisRunSource reader lag", () => {
-  const prefix = newPrefix("lag");
-  let admin: Redis;
+  const sources = sourcesPerTest("lag");
+  let tests = 0;
   let writer: RedisRunSource;
   let reader: RedisRunSource;
 
-  beforeAll(() => {
-    admin = adminClient();
-  });
-  afterAll(async () => {
-    await deleteKeys(admin, prefix);
-    admin.disconnect();
-  });
   beforeEach(() => {
-    writer = new RedisRunSource({ url: REDIS_URL, prefix });
+    // The writer and the reader of a test share its keys.
+    const prefix = `${sources.prefix}:${tests++}`;
+    writer = sources.source({ prefix });
     // One entry per read, so a burst keeps the reader behind for a while.
-    reader = new RedisRunSource({ url: REDIS_URL, prefix, readCount: 1, blockMs: 200 });
-  });
-  afterEach(async () => {
-    await Promise.all([writer.close(), reader.close()]);
+    reader = sources.source({ prefix, readCount: 1, blockMs: 200 });
   });
 
   it("is unknown before anyone subscribes, 0 once the reader found the end of the feed, and in the router's stats", async () => {

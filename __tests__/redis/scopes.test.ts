@@ -1,10 +1,9 @@
-import type { Redis } from "ioredis";
 import request from "supertest";
 import { createStreamToken, MemoryRunSource, type RunEventSource } from "../../lib/index";
-import { RedisRunSource } from "../../lib/redis";
+import type { RedisRunSource } from "../../lib/redis";
 import { serve } from "../helpers/server";
 import { type SseFrame, SseStream } from "../helpers/sse";
-import { adminClient, deleteKeys, describeRedis, newPrefix, REDIS_URL } from "./support";
+import { describeRedis, sourcesPerTest } from "./support";
 
 const SECRET = "redis-scopes-secret-of-32-bytes-or-more";
 
@@ -30,21 +29,11 @@ async function codeOf(work: () => unknown): Promise<string | undefined> {
 }
 
 describeRedis("scopes on RedisRunSource", () => {
-  const prefix = newPrefix("scopes");
-  let admin: Redis;
+  const sources = sourcesPerTest("scopes");
   let redis: RedisRunSource;
-  let count = 0;
 
-  beforeAll(() => {
-    admin = adminClient();
-  });
   beforeEach(() => {
-    redis = new RedisRunSource({ url: REDIS_URL, prefix: `${prefix}:${count++}` });
-  });
-  afterEach(() => redis.close());
-  afterAll(async () => {
-    await deleteKeys(admin, prefix);
-    await admin.quit();
+    redis = sources.source();
   });
 
   it("run tags are fixed at createRun: a change is tags_fixed and changes nothing, as in MemoryRunSource", async () => {
