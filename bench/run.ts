@@ -21,7 +21,8 @@
  *   event a tick), and with 10 into every run a tick (`runcast-scoped-even`, 10 events a tick per scoped client,
  *   as per unscoped client); its paced latency wave likewise puts one event into every run per step, as many
  *   steps as the unscoped wave, so its clients get the unscoped clients' events at their rate.
- * - Scoped: `BENCH_SCOPED_CLIENTS=1000,5000`, `BENCH_SCOPED_REPS=1`; the three kinds run unscoped, scoped,
+ * - Scoped: `BENCH_SCOPED_CLIENTS=1000,5000`, `BENCH_SCOPED_REPS=1`, `BENCH_COALESCE_MS=0` (the router's
+ *   `coalesceMs`, the same for all three kinds); the three kinds run unscoped, scoped,
  *   scoped-even in odd reps and reversed in even ones.
  * - Deploy: `BENCH_DEPLOY_CLIENTS=5000`; `BENCH_DEPLOY_DRAIN=0:fixed,0,5000` (smoke: `0:fixed,0,1000`), one
  *   trial per entry: `drainMs` of the close, the moved clients waiting the jittered `retry:` the server sent
@@ -106,7 +107,7 @@ interface Settings {
   storm: StormSettings;
   deploy: DeploySettings;
   /** The scoped phase's client counts and reps (bench/scoped.ts). */
-  scoped: { clients: number[]; reps: number };
+  scoped: { clients: number[]; reps: number; coalesceMs: number };
 }
 
 const SMOKE = process.env.BENCH_SMOKE === "1";
@@ -157,6 +158,8 @@ function settings(): Settings {
     scoped: {
       clients: list(process.env.BENCH_SCOPED_CLIENTS)?.map(Number) ?? (SMOKE ? [200] : [1000, 5000]),
       reps: Number(process.env.BENCH_SCOPED_REPS ?? 1),
+      // Read by the scoped servers themselves (bench/servers/runcast-tags.ts); recorded here.
+      coalesceMs: Number(process.env.BENCH_COALESCE_MS ?? 0),
     },
     deploy: {
       clients: list(process.env.BENCH_DEPLOY_CLIENTS)?.map(Number) ?? (SMOKE ? [20] : [5000]),
@@ -578,7 +581,7 @@ async function main(): Promise<void> {
   const scopedTables =
     scoped.length === 0
       ? ""
-      : "\nScoped (global stream, 100 runs over 100 tags, K=10; clients' tokens scoped to one tag each, against unscoped tokens on the same server; " +
+      : `\nScoped (global stream, 100 runs over 100 tags, K=10, coalesceMs ${s.scoped.coalesceMs}; clients' tokens scoped to one tag each, against unscoped tokens on the same server; ` +
         `ratios to the unscoped trial of the same rep; only in the runcast-scoped-even rows does a scoped client get as many events as an unscoped one):\n\n${scopedTable(scoped)}\n`;
   const costs = deployCostTables(deploy);
   const deployTables =

@@ -1,4 +1,5 @@
 import type { ServerResponse } from "node:http";
+import { performance } from "node:perf_hooks";
 import { Channel, Session } from "better-sse";
 import { ResponseConnection } from "./connection";
 import { Drain } from "./drain";
@@ -31,6 +32,8 @@ export interface HubOptions {
    * `compareIds`): that client has been disconnected, every other one is still served.
    */
   onFault: (error: unknown, client: Client) => void;
+  /** Least ms between two writes of live frames (see `SseRouterOptions.coalesceMs`); 0: every turn. */
+  coalesceMs: number;
 }
 
 /**
@@ -52,8 +55,9 @@ interface HubChannel {
 /**
  * The fan-out: one better-sse channel per watched run plus one global channel per view
  * (scope ∩ filters) someone watches, fed with frames serialized once. Frames published within
- * one event-loop tick are joined into one chunk per channel and written to each client in a
- * single write, so filtered clients cost no more per tick than unfiltered ones. One heartbeat
+ * one event-loop tick (or, with `coalesceMs`, one window) are joined into one chunk per channel
+ * and written to each client in a single write, so filtered clients cost no more per tick
+ * than unfiltered ones. One heartbeat
  * timer serves every client. A run's or view's channel exists while someone watches it.
  */
 export class Hub {
@@ -67,7 +71,10 @@ export class Hub {
   readonly #byTag = new Map<string, Set<HubChannel>>();
   #publishes = 0;
   readonly #dirty: HubChannel[] = [];
-  #flushing: NodeJS.Immediate | undefined;
+  /** The scheduled write of pending frames: at the end of this turn, or when `coalesceMs` allows. */
+  #flushing: { immediate: NodeJS.Immediate } | { timeout: NodeJS.Timeout } | undefined;
+  /** When pending frames were last written (`performance.now()`). */
+  #flushedAt = Number.NEGATIVE_INFINITY;
   #heartbeat: NodeJS.Timeout | undefined;
   #clients = 0;
   /** Global channels whose view goes by tags. */
@@ -320,8 +327,7 @@ export class Hub {
     }
     if (this.#heartbeat !== undefined) clearInterval(this.#heartbeat);
     this.#heartbeat = undefined;
-    if (this.#flushing !== undefined) clearImmediate(this.#flushing);
-    this.#flushing = undefined;
+    this.#cancelFlush();
   }
 
   /** Ends at once every stream a drain has not ended yet. */
@@ -347,13 +353,33 @@ export class Hub {
   #push(channel: HubChannel, frame: Frame): void {
     if (channel.pending.length === 0) {
       this.#dirty.push(channel);
-      this.#flushing ??= setImmediate(() => this.#flush());
+      this.#flushing ??= this.#scheduleFlush();
     }
     channel.pending.push(frame);
   }
 
+  /**
+   * When pending frames go out: at the end of this turn (setImmediate: after the I/O already
+   * read), unless the last write was less than `coalesceMs` ago; then when that much has
+   * passed, so a burst spread over many turns reaches each client in one write.
+   */
+  #scheduleFlush(): { immediate: NodeJS.Immediate } | { timeout: NodeJS.Timeout } {
+    const wait = this.#flushedAt + this.#options.coalesceMs - performance.now();
+    if (wait <= 0) return { immediate: setImmediate(() => this.#flush()) };
+    return { timeout: setTimeout(() => this.#flush(), Math.ceil(wait)) };
+  }
+
+  #cancelFlush(): void {
+    const flushing = this.#flushing;
+    this.#flushing = undefined;
+    if (flushing === undefined) return;
+    if ("immediate" in flushing) clearImmediate(flushing.immediate);
+    else clearTimeout(flushing.timeout);
+  }
+
   #flush(): void {
     this.#flushing = undefined;
+    this.#flushedAt = performance.now();
     const dirty = this.#dirty.splice(0);
     for (const channel of dirty) {
       const frames = channel.pending;

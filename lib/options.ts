@@ -43,6 +43,16 @@ export interface SseRouterOptions {
    * 2147483647. @default undefined (streams last)
    */
   maxStreamMs?: number | undefined;
+  /**
+   * Least time between two writes of live frames to the clients, in ms. The first frame after
+   * a quiet spell still goes out at the end of its event-loop turn; frames that follow within
+   * `coalesceMs` of that write wait and go out together, one write per client. For runs that
+   * emit many events a second (log lines, progress), this trades up to `coalesceMs` of latency
+   * for far fewer writes: each write to a socket costs the server about as much as the bytes
+   * of several small frames. 0 writes at the end of every turn in which frames arrived. At
+   * most 2147483647. @default 0
+   */
+  coalesceMs?: number | undefined;
   /** A client whose unsent backlog passes this many bytes is disconnected (it reconnects and replays). @default 1048576 */
   maxBufferedBytes?: number | undefined;
   /**
@@ -113,6 +123,7 @@ export const DEFAULTS = {
   maxClients: Number.POSITIVE_INFINITY,
   sourceTimeoutMs: 10_000,
   resumeCacheBytes: 16 * 1024 * 1024,
+  coalesceMs: 0,
 } as const;
 
 /** An option that must be a positive integer (or, with `allowInfinity`, `Infinity`), else `invalid_option`. */
@@ -153,6 +164,14 @@ function timerDelay(name: string, value: number | undefined, fallback: number, a
   return delay;
 }
 
+/** A delay that may also be 0 (none): a non-negative integer up to what a Node timer can wait. */
+function delayOrNone(name: string, value: number | undefined, fallback: number): number {
+  const delay = nonNegativeInteger(name, value, fallback);
+  if (delay > MAX_TIMER_MS)
+    throw new RuncastError("invalid_option", `${name} must be at most ${MAX_TIMER_MS}, got ${delay}`);
+  return delay;
+}
+
 /** Checks options once, when the router is created, and applies defaults. */
 export function resolveOptions(options: SseRouterOptions = {}): ResolvedOptions {
   let basePath = options.basePath ?? DEFAULTS.basePath;
@@ -180,6 +199,7 @@ export function resolveOptions(options: SseRouterOptions = {}): ResolvedOptions 
     maxBufferedBytes: positiveInteger("maxBufferedBytes", options.maxBufferedBytes, DEFAULTS.maxBufferedBytes),
     maxClients: positiveInteger("maxClients", options.maxClients, DEFAULTS.maxClients, true),
     resumeCacheBytes: nonNegativeInteger("resumeCacheBytes", options.resumeCacheBytes, DEFAULTS.resumeCacheBytes),
+    coalesceMs: delayOrNone("coalesceMs", options.coalesceMs, DEFAULTS.coalesceMs),
     sourceTimeoutMs: timerDelay("sourceTimeoutMs", options.sourceTimeoutMs, DEFAULTS.sourceTimeoutMs),
     maxStreamMs:
       options.maxStreamMs === undefined ? undefined : timerDelay("maxStreamMs", options.maxStreamMs, 0, false),

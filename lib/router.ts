@@ -253,6 +253,7 @@ class Streams {
       retryMs: options.retryMs,
       maxBufferedBytes: options.maxBufferedBytes,
       maxStreamMs: options.maxStreamMs,
+      coalesceMs: options.coalesceMs,
       compareIds,
       onEnded: (reason) => {
         this.counters.ended[reason]++;

@@ -23,7 +23,9 @@ export function createFanout(secret: string): Fanout {
   for (let j = 0; j < TAGGED_RUNS; j++) {
     source.createRun({ id: `run_tag_${j}`, status: "running", total_units: 1000, tags: [`tag_${j}`] });
   }
-  const router = sseRouter(source, { tokens: { secret } });
+  // `BENCH_COALESCE_MS`: the router's `coalesceMs` for both the scoped and unscoped trials.
+  const coalesceMs = Number(process.env.BENCH_COALESCE_MS ?? 0);
+  const router = sseRouter(source, { tokens: { secret }, coalesceMs });
   return {
     ...expressServer(router),
     publish(event: BenchEvent): void {
