@@ -50,6 +50,8 @@ const scenarioArb = fc.record({
   historySize: fc.integer({ min: 3, max: 60 }),
   /** The router's memory of recent frames on (its default), or off: resumes from the source's history alone. */
   resumeCache: fc.boolean(),
+  /** Live frames written every turn, or held up to 5 ms between writes (`coalesceMs`). */
+  coalesceMs: fc.constantFrom(0, 5),
   runTags: fc.tuple(...RUN_IDS.map(() => fc.subarray(TAGS, { maxLength: 2 }))),
   /** Runs created before the router exists: their tags must be looked up. */
   early: fc.subarray([0, 1, 2, 3, 4, 5]),
@@ -129,11 +131,12 @@ function received(stream: SseStream): Expected[] {
 /** One generated scenario. */
 type Scenario = typeof scenarioArb extends fc.Arbitrary<infer S> ? S : never;
 
-/** A scenario past a short history (the first client resumes after it was trimmed), with the router's memory on or off. */
+/** A scenario past a short history (the first client resumes after it was trimmed), with the router's memory on (and frames held up to 5 ms) or off. */
 function pastShortHistory(resumeCache: boolean): Scenario {
   return {
     historySize: 3,
     resumeCache,
+    coalesceMs: resumeCache ? 5 : 0,
     runTags: [["tg:p"], ["tg:q"], [], ["tg:p", "tg:r"], [], []],
     early: [0],
     clients: [
@@ -193,6 +196,7 @@ describe("scoped streams never leak (property-based)", () => {
         const firstLive = source.lastId === undefined ? 1 : seqOf(source.lastId) + 1;
         const t: TestServer = await serve(source, {
           ...(scenario.resumeCache ? {} : { resumeCacheBytes: 0 }),
+          coalesceMs: scenario.coalesceMs,
           tokens: { secret: SECRET },
           authorize: (req) => {
             const header = req.get("x-scope");
@@ -363,6 +367,7 @@ describe("scoped streams never leak (property-based)", () => {
               // A resume longer than the first page: the pages read after it are filtered too.
               historySize: 60,
               resumeCache: true,
+              coalesceMs: 0,
               runTags: [["tg:p"], ["tg:q"], [], [], [], []],
               early: [],
               clients: [{ token: { tags: ["tg:p"] }, authorize: undefined, filter: undefined }],
