@@ -75,6 +75,8 @@ export class Hub {
   #flushing: { immediate: NodeJS.Immediate } | { timeout: NodeJS.Timeout } | undefined;
   /** When pending frames were last written (`performance.now()`). */
   #flushedAt = Number.NEGATIVE_INFINITY;
+  /** Characters of frame text pending, over every channel. */
+  #pendingChars = 0;
   #heartbeat: NodeJS.Timeout | undefined;
   #clients = 0;
   /** Global channels whose view goes by tags. */
@@ -356,6 +358,16 @@ export class Hub {
       this.#flushing ??= this.#scheduleFlush();
     }
     channel.pending.push(frame);
+    this.#pendingChars += frame.text.length;
+    // Frames held for `coalesceMs` are memory: past `maxBufferedBytes` of them, they go now.
+    if (
+      this.#pendingChars > this.#options.maxBufferedBytes &&
+      this.#flushing !== undefined &&
+      "timeout" in this.#flushing
+    ) {
+      this.#cancelFlush();
+      this.#flushing = { immediate: setImmediate(() => this.#flush()) };
+    }
   }
 
   /**
@@ -380,6 +392,7 @@ export class Hub {
   #flush(): void {
     this.#flushing = undefined;
     this.#flushedAt = performance.now();
+    this.#pendingChars = 0;
     const dirty = this.#dirty.splice(0);
     for (const channel of dirty) {
       const frames = channel.pending;

@@ -49,8 +49,9 @@ export interface SseRouterOptions {
    * `coalesceMs` of that write wait and go out together, one write per client. For runs that
    * emit many events a second (log lines, progress), this trades up to `coalesceMs` of latency
    * for far fewer writes: each write to a socket costs the server about as much as the bytes
-   * of several small frames. 0 writes at the end of every turn in which frames arrived. At
-   * most 2147483647. @default 0
+   * of several small frames. Held frames past `maxBufferedBytes` of text in all go out at
+   * once. 0 writes at the end of every turn in which frames arrived. At most 2147483647.
+   * @default 0
    */
   coalesceMs?: number | undefined;
   /** A client whose unsent backlog passes this many bytes is disconnected (it reconnects and replays). @default 1048576 */

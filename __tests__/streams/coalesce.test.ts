@@ -97,6 +97,25 @@ describe("coalesceMs: live frames written at most every coalesceMs", () => {
     }
   });
 
+  it("writes held frames at once when they pass maxBufferedBytes in all, however long coalesceMs is", async () => {
+    await start({ coalesceMs: 60_000, heartbeatMs: 60_000, maxBufferedBytes: 4_000 });
+    const stream = await open("/api/runs/r/stream");
+    await stream.frameCount(1);
+    source.recordEvent("r", { type: "unit.started" });
+    await stream.until(() => stream.of("event").length === 1, "the first event");
+    // About 200 characters of frame each: past 4,000 within some 20 events.
+    for (let i = 0; i < 40; i++) {
+      source.recordEvent("r", { type: "unit.progress", i, note: "x".repeat(100) });
+      await nextTurn();
+    }
+    await stream.until(() => stream.of("event").length >= 20, "held frames, without waiting 60 s");
+    const got = stream
+      .of("event")
+      .slice(1)
+      .map((frame) => frame.json.i);
+    expect(got).toEqual([...Array(got.length).keys()]);
+  });
+
   it.each([-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 31, "5" as unknown as number])(
     "refuses coalesceMs %p with invalid_option",
     (coalesceMs) => {
